@@ -1,0 +1,186 @@
+//! Weight-holding layers shared by the model: a linear projection and an embedding table whose
+//! weight is either a dense burn tensor (any backend, autodiff, exact parity) or a
+//! [`PackedMatrix`] kept in its file's block format (CPU decode path), and RMSNorm.
+
+use std::sync::Arc;
+
+use burn::module::{Module, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::quant::{ActivationMode, PackedMatrix};
+
+/// How a loaded model keeps its matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightMode {
+    /// Dequantize everything to f32 burn tensors: works on every backend and under autodiff,
+    /// and is what the parity tests against transformers use.
+    #[default]
+    Dense,
+    /// Keep quantized matrices in their block format and multiply them with the CPU kernels;
+    /// `ActivationMode` says whether activations stay f32 (exact) or go to 8 bits (fastest).
+    Packed(ActivationMode),
+}
+
+/// A packed weight and the activation mode it is multiplied with. Not a burn parameter: it is
+/// frozen, shared, and invisible to optimisers and records.
+#[derive(Debug, Clone)]
+pub struct PackedWeight {
+    /// The matrix, `out × in`.
+    pub matrix: Arc<PackedMatrix>,
+    /// f32 or 8-bit activations.
+    pub mode: ActivationMode,
+}
+
+/// Row count above which a packed matmul dequantizes the weight and uses the backend's GEMM
+/// (prefill); at or below it, the packed matrix-vector kernels run (decode, G samples).
+pub const PACKED_GEMV_MAX_ROWS: usize = 16;
+
+/// `y = x Wᵀ + b` with `W` stored `out × in` as in Hugging Face checkpoints.
+#[derive(Module, Debug)]
+pub struct Linear<B: Backend> {
+    /// Dense weight `[out, in]`, when not packed.
+    pub weight: Option<Param<Tensor<B, 2>>>,
+    /// Optional bias `[out]`.
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    /// Packed weight, when packed.
+    pub packed: Option<PackedWeight>,
+}
+
+impl<B: Backend> Linear<B> {
+    /// A dense linear layer from an `[out, in]` weight.
+    pub fn dense(weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Self {
+        Linear {
+            weight: Some(Param::from_tensor(weight)),
+            bias: bias.map(Param::from_tensor),
+            packed: None,
+        }
+    }
+
+    /// A packed linear layer.
+    pub fn packed(
+        matrix: Arc<PackedMatrix>,
+        mode: ActivationMode,
+        bias: Option<Tensor<B, 1>>,
+    ) -> Self {
+        Linear {
+            weight: None,
+            bias: bias.map(Param::from_tensor),
+            packed: Some(PackedWeight { matrix, mode }),
+        }
+    }
+
+    /// Output features.
+    pub fn out_features(&self) -> usize {
+        match (&self.weight, &self.packed) {
+            (Some(w), _) => w.val().dims()[0],
+            (None, Some(p)) => p.matrix.rows(),
+            (None, None) => 0,
+        }
+    }
+
+    /// Applies the layer to `x: [batch, seq, in]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let y = match (&self.weight, &self.packed) {
+            (Some(w), _) => x.matmul(w.val().transpose().unsqueeze_dim(0)),
+            (None, Some(p)) => packed_forward(x, p),
+            (None, None) => x, // unreachable: constructors always set one of the two
+        };
+        match &self.bias {
+            Some(b) => y + b.val().unsqueeze::<3>(),
+            None => y,
+        }
+    }
+}
+
+/// Runs a packed matmul: small row counts through the host kernels, large ones by dequantizing
+/// into a temporary dense weight for the backend's GEMM.
+fn packed_forward<B: Backend>(x: Tensor<B, 3>, p: &PackedWeight) -> Tensor<B, 3> {
+    let [b, s, k] = x.dims();
+    let m = b * s;
+    let w = &p.matrix;
+    let device = x.device();
+    if m > PACKED_GEMV_MAX_ROWS {
+        let dense = Tensor::<B, 2>::from_data(
+            TensorData::new(w.dequantize(), [w.rows(), w.cols()]),
+            &device,
+        );
+        return x.matmul(dense.transpose().unsqueeze_dim(0));
+    }
+    let host = host_f32(x);
+    let mut out = vec![0f32; m * w.rows()];
+    debug_assert_eq!(host.len(), m * k);
+    w.matmul(&host, m, p.mode, &mut out);
+    Tensor::from_data(TensorData::new(out, [b, s, w.rows()]), &device)
+}
+
+/// The tensor's values on the host as f32 (a copy on GPU backends; cheap on CPU).
+pub(crate) fn host_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Vec<f32> {
+    let data = x.into_data();
+    match data.as_slice::<f32>() {
+        Ok(_) => data.into_vec::<f32>().unwrap_or_default(),
+        Err(_) => data.convert::<f32>().into_vec::<f32>().unwrap_or_default(),
+    }
+}
+
+/// Token embedding table `[vocab, hidden]`.
+#[derive(Module, Debug)]
+pub struct Embedding<B: Backend> {
+    /// Dense table.
+    pub weight: Option<Param<Tensor<B, 2>>>,
+    /// Packed table (rows dequantized on lookup).
+    pub packed: Option<PackedWeight>,
+}
+
+impl<B: Backend> Embedding<B> {
+    /// Looks up `ids: [batch, seq]` → `[batch, seq, hidden]`.
+    pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        match (&self.weight, &self.packed) {
+            (Some(w), _) => burn::tensor::module::embedding(w.val(), ids),
+            (None, Some(p)) => {
+                let [b, s] = ids.dims();
+                let device = ids.device();
+                let ids: Vec<i64> = ids
+                    .into_data()
+                    .convert::<i64>()
+                    .into_vec::<i64>()
+                    .unwrap_or_default();
+                let h = p.matrix.cols();
+                let mut out = vec![0f32; b * s * h];
+                for (id, row) in ids.iter().zip(out.chunks_exact_mut(h)) {
+                    // Ids were range-checked by the caller (`Llama::forward`).
+                    let _ = p.matrix.dequantize_row(*id as usize, row);
+                }
+                Tensor::from_data(TensorData::new(out, [b, s, h]), &device)
+            }
+            (None, None) => Tensor::zeros([0, 0, 0], &ids.device()),
+        }
+    }
+
+    /// The table as the output projection of a tied model.
+    pub fn as_linear(&self) -> Linear<B> {
+        Linear {
+            weight: self.weight.clone(),
+            bias: None,
+            packed: self.packed.clone(),
+        }
+    }
+}
+
+/// Root-mean-square layer norm, computed in f32 as Hugging Face's `LlamaRMSNorm` does.
+#[derive(Module, Debug)]
+pub struct RmsNorm<B: Backend> {
+    /// Per-channel gain.
+    pub weight: Param<Tensor<B, 1>>,
+    /// Added to the mean square before the square root.
+    pub eps: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    /// Normalises the last dimension of `x`.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let ms = x.clone().square().mean_dim(D - 1);
+        let inv = ms.add_scalar(self.eps).sqrt().recip();
+        x * inv * self.weight.val().unsqueeze()
+    }
+}

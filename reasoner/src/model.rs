@@ -1,0 +1,351 @@
+//! The Llama-family decoder (Llama 2/3, SmolLM2, Qwen2, Qwen2.5) in burn, generic over the
+//! backend.
+//!
+//! Follows Hugging Face `modeling_llama.py` / `modeling_qwen2.py` numerically: RMSNorm in f32,
+//! rotate-half RoPE with the configured theta and scaling, grouped-query attention, SwiGLU MLP,
+//! optional q/k/v (and o) bias, tied or separate output embedding. Parameter layout follows the
+//! checkpoint (`[out, in]` matrices); see `weights.rs` for where names are mapped.
+
+use burn::module::Module;
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::cache::KvCache;
+use crate::config::LlamaConfig;
+use crate::error::{Error, Result};
+use crate::layers::{Embedding, Linear, RmsNorm};
+
+/// RoPE frequencies, computed once from the config.
+#[derive(Debug, Clone)]
+pub struct Rope {
+    /// `head_dim / 2` inverse frequencies, in f32 as transformers computes them.
+    inv_freq: Vec<f32>,
+    /// cos/sin multiplier (YaRN's attention factor; 1 otherwise).
+    scale: f32,
+}
+
+impl Rope {
+    /// From a config.
+    pub fn new(cfg: &LlamaConfig) -> Self {
+        let (inv, scale) = cfg.rope_inv_freq();
+        Rope {
+            inv_freq: inv.into_iter().map(|f| f as f32).collect(),
+            scale: scale as f32,
+        }
+    }
+
+    /// The inverse frequencies.
+    pub fn inv_freq(&self) -> &[f32] {
+        &self.inv_freq
+    }
+
+    /// cos and sin tables `[1, 1, s, head_dim]` for positions `start..start + s`.
+    fn tables<B: Backend>(
+        &self,
+        start: usize,
+        s: usize,
+        device: &B::Device,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let half = self.inv_freq.len();
+        let d = 2 * half;
+        let mut cos = vec![0f32; s * d];
+        let mut sin = vec![0f32; s * d];
+        for p in 0..s {
+            let pos = (start + p) as f32;
+            for (i, f) in self.inv_freq.iter().enumerate() {
+                let a = pos * f;
+                let (sn, cs) = (a.sin() * self.scale, a.cos() * self.scale);
+                cos[p * d + i] = cs;
+                cos[p * d + half + i] = cs;
+                sin[p * d + i] = sn;
+                sin[p * d + half + i] = sn;
+            }
+        }
+        (
+            Tensor::from_data(TensorData::new(cos, [1, 1, s, d]), device),
+            Tensor::from_data(TensorData::new(sin, [1, 1, s, d]), device),
+        )
+    }
+}
+
+/// `x·cos + rotate_half(x)·sin` on `x: [b, heads, s, head_dim]`.
+fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 4> {
+    let d = x.dims()[3];
+    let half = d / 2;
+    let x1 = x.clone().narrow(3, 0, half);
+    let x2 = x.clone().narrow(3, half, half);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+    x * cos.clone() + rotated * sin.clone()
+}
+
+/// Self-attention with grouped-query heads.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    /// Query projection.
+    pub q_proj: Linear<B>,
+    /// Key projection.
+    pub k_proj: Linear<B>,
+    /// Value projection.
+    pub v_proj: Linear<B>,
+    /// Output projection.
+    pub o_proj: Linear<B>,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl<B: Backend> Attention<B> {
+    /// Assembles the block from its projections.
+    pub fn new(cfg: &LlamaConfig, q: Linear<B>, k: Linear<B>, v: Linear<B>, o: Linear<B>) -> Self {
+        Attention {
+            q_proj: q,
+            k_proj: k,
+            v_proj: v,
+            o_proj: o,
+            n_heads: cfg.num_attention_heads,
+            n_kv_heads: cfg.num_key_value_heads,
+            head_dim: cfg.head_dim,
+        }
+    }
+
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: (&Tensor<B, 4>, &Tensor<B, 4>),
+        cache: &mut KvCache<B>,
+        layer: usize,
+    ) -> Tensor<B, 3> {
+        let [b, s, _] = x.dims();
+        let (nh, nkv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let q = self
+            .q_proj
+            .forward(x.clone())
+            .reshape([b, s, nh, hd])
+            .swap_dims(1, 2);
+        let k = self
+            .k_proj
+            .forward(x.clone())
+            .reshape([b, s, nkv, hd])
+            .swap_dims(1, 2);
+        let v = self
+            .v_proj
+            .forward(x)
+            .reshape([b, s, nkv, hd])
+            .swap_dims(1, 2);
+        let q = apply_rope(q, rope.0, rope.1);
+        let k = apply_rope(k, rope.0, rope.1);
+        let (k, v) = cache.append(layer, k, v);
+        let total = k.dims()[2];
+        let groups = nh / nkv;
+        let out = if s == 1 {
+            // Decode: one query per head. Group the query heads that share a key/value head
+            // and use plain matmuls on the cache views (no copy of the history).
+            let q = q.reshape([b, nkv, groups, hd]);
+            let scores = q
+                .matmul(k.swap_dims(2, 3))
+                .mul_scalar(1.0 / (hd as f64).sqrt());
+            let probs = softmax(scores, 3);
+            probs.matmul(v).reshape([b, nh, 1, hd])
+        } else {
+            let (k, v) = if groups > 1 {
+                (repeat_kv(k, groups), repeat_kv(v, groups))
+            } else {
+                (k, v)
+            };
+            debug_assert_eq!(k.dims()[2], total);
+            attention(
+                q,
+                k,
+                v,
+                None,
+                None,
+                AttentionModuleOptions {
+                    scale: None,
+                    softcap: None,
+                    is_causal: true,
+                },
+            )
+        };
+        let out = out.swap_dims(1, 2).reshape([b, s, nh * hd]);
+        self.o_proj.forward(out)
+    }
+}
+
+/// `[b, kv, s, d]` → `[b, kv·n, s, d]`, each key/value head repeated for its query group.
+fn repeat_kv<B: Backend>(x: Tensor<B, 4>, n: usize) -> Tensor<B, 4> {
+    let [b, h, s, d] = x.dims();
+    x.unsqueeze_dim::<5>(2)
+        .expand([b, h, n, s, d])
+        .reshape([b, h * n, s, d])
+}
+
+/// SwiGLU feed-forward block.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// Gate projection.
+    pub gate_proj: Linear<B>,
+    /// Up projection.
+    pub up_proj: Linear<B>,
+    /// Down projection.
+    pub down_proj: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let g = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(g * self.up_proj.forward(x))
+    }
+}
+
+/// One decoder layer: pre-norm attention and pre-norm MLP with residuals.
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    /// Norm before attention.
+    pub input_layernorm: RmsNorm<B>,
+    /// Attention block.
+    pub self_attn: Attention<B>,
+    /// Norm before the MLP.
+    pub post_attention_layernorm: RmsNorm<B>,
+    /// MLP block.
+    pub mlp: Mlp<B>,
+}
+
+/// Which positions get logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitsFor {
+    /// Only the last position of each sequence (generation).
+    Last,
+    /// Every position (training, scoring).
+    All,
+}
+
+/// The whole decoder.
+#[derive(Module, Debug)]
+pub struct Llama<B: Backend> {
+    /// Token embedding.
+    pub embed_tokens: Embedding<B>,
+    /// Decoder layers.
+    pub layers: Vec<DecoderLayer<B>>,
+    /// Final norm.
+    pub norm: RmsNorm<B>,
+    /// Output projection; `None` when tied to the embedding.
+    pub lm_head: Option<Linear<B>>,
+    config: LlamaConfig,
+    rope: Rope,
+}
+
+impl<B: Backend> Llama<B> {
+    /// Assembles a model from loaded parts (see `weights::load_model`).
+    pub fn from_parts(
+        config: LlamaConfig,
+        embed_tokens: Embedding<B>,
+        layers: Vec<DecoderLayer<B>>,
+        norm: RmsNorm<B>,
+        lm_head: Option<Linear<B>>,
+    ) -> Self {
+        let rope = Rope::new(&config);
+        Llama {
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            config,
+            rope,
+        }
+    }
+
+    /// The model's config.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    /// The RoPE frequencies in use.
+    pub fn rope(&self) -> &Rope {
+        &self.rope
+    }
+
+    /// An empty cache sized for `capacity` positions.
+    pub fn new_cache(&self, capacity: usize) -> KvCache<B> {
+        KvCache::new(self.layers.len(), capacity)
+    }
+
+    /// Runs `tokens: [batch, seq]` at the cache's position, appends their keys and values to
+    /// the cache, and returns logits `[batch, 1 or seq, vocab]`.
+    pub fn forward(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        cache: &mut KvCache<B>,
+        logits_for: LogitsFor,
+    ) -> Tensor<B, 3> {
+        let [_, s] = tokens.dims();
+        let device = tokens.device();
+        let start = cache.len();
+        let (cos, sin) = self.rope.tables::<B>(start, s, &device);
+        let mut h = self.embed_tokens.forward(tokens);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let a = layer.self_attn.forward(
+                layer.input_layernorm.forward(h.clone()),
+                (&cos, &sin),
+                cache,
+                i,
+            );
+            h = h + a;
+            let m = layer
+                .mlp
+                .forward(layer.post_attention_layernorm.forward(h.clone()));
+            h = h + m;
+        }
+        cache.advance(s);
+        let h = match logits_for {
+            LogitsFor::Last if s > 1 => h.narrow(1, s - 1, 1),
+            _ => h,
+        };
+        let h = self.norm.forward(h);
+        match &self.lm_head {
+            Some(head) => head.forward(h),
+            None => self.embed_tokens.as_linear().forward(h),
+        }
+    }
+
+    /// `forward` from host token ids, checking them against the vocabulary and the context.
+    pub fn forward_ids(
+        &self,
+        ids: &[Vec<u32>],
+        cache: &mut KvCache<B>,
+        logits_for: LogitsFor,
+        device: &B::Device,
+    ) -> Result<Tensor<B, 3>> {
+        let b = ids.len();
+        let s = ids.first().map(|r| r.len()).unwrap_or(0);
+        if b == 0 || s == 0 {
+            return Err(Error::Generation("no tokens to run".into()));
+        }
+        if ids.iter().any(|r| r.len() != s) {
+            return Err(Error::Generation(
+                "all sequences in a batch must have the same length".into(),
+            ));
+        }
+        if let Some(bad) = ids
+            .iter()
+            .flatten()
+            .find(|&&t| t as usize >= self.config.vocab_size)
+        {
+            return Err(Error::Generation(format!(
+                "token id {bad} is outside the vocabulary of {} tokens",
+                self.config.vocab_size
+            )));
+        }
+        if cache.batch() != 0 && cache.batch() != b {
+            return Err(Error::Generation(format!(
+                "batch of {b} sequences does not match the cache's {}",
+                cache.batch()
+            )));
+        }
+        let flat: Vec<i64> = ids.iter().flatten().map(|&t| t as i64).collect();
+        let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [b, s]), device);
+        Ok(self.forward(tokens, cache, logits_for))
+    }
+}

@@ -1,1 +1,16 @@
-fn main() {}
+//! The `embodied-r` binary: parses arguments, sets up logging, runs a subcommand.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = embodied_r_launch::Cli::parse();
+    embodied_r_launch::init_logging(cli.verbose);
+    match embodied_r_launch::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -134,3 +134,5 @@ macro_rules! with_backend {
         }
     }};
 }
+
+pub use burn::tensor::backend::Backend;

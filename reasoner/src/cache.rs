@@ -8,6 +8,8 @@
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
+use crate::host::{with_flex_mut, write_positions};
+
 /// Keys and values for every layer of one batch of sequences, plus the shared position.
 #[derive(Debug, Clone)]
 pub struct KvCache<B: Backend> {
@@ -51,6 +53,34 @@ impl<B: Backend> KvCache<B> {
         self.batch = 0;
     }
 
+    /// Makes sure `layer` has room for positions `..end` for `b` sequences of `h` heads of
+    /// width `d` (allocating or growing by doubling), keeping what is cached.
+    fn ensure(&mut self, layer: usize, [b, h, d]: [usize; 3], end: usize, device: &B::Device) {
+        let start = self.len;
+        let slot = &mut self.layers[layer];
+        let needs_alloc = match slot {
+            None => true,
+            Some((ck, _)) => ck.dims()[2] < end || ck.dims()[0] != b,
+        };
+        if !needs_alloc {
+            return;
+        }
+        let mut cap = self.capacity.max(end);
+        if let Some((ck, _)) = slot.as_ref() {
+            cap = cap.max(ck.dims()[2] * 2);
+        }
+        let mut nk = Tensor::<B, 4>::zeros([b, h, cap, d], device);
+        let mut nv = Tensor::<B, 4>::zeros([b, h, cap, d], device);
+        if let Some((ck, cv)) = slot.take()
+            && start > 0
+        {
+            nk = nk.slice_assign([0..b, 0..h, 0..start, 0..d], ck.narrow(2, 0, start));
+            nv = nv.slice_assign([0..b, 0..h, 0..start, 0..d], cv.narrow(2, 0, start));
+        }
+        self.capacity = cap;
+        *slot = Some((nk, nv));
+    }
+
     /// Writes `k, v: [batch, kv_heads, s, head_dim]` for `layer` at the current position and
     /// returns views of all positions `[batch, kv_heads, len + s, head_dim]`.
     ///
@@ -64,37 +94,58 @@ impl<B: Backend> KvCache<B> {
         let [b, h, s, d] = k.dims();
         let start = self.len;
         let end = start + s;
+        self.ensure(layer, [b, h, d], end, &k.device());
         let slot = &mut self.layers[layer];
-        let needs_alloc = match slot {
-            None => true,
-            Some((ck, _)) => ck.dims()[2] < end || ck.dims()[0] != b,
-        };
-        if needs_alloc {
-            let mut cap = self.capacity.max(end);
-            if let Some((ck, _)) = slot.as_ref() {
-                cap = cap.max(ck.dims()[2] * 2);
-            }
-            let device = k.device();
-            let mut nk = Tensor::<B, 4>::zeros([b, h, cap, d], &device);
-            let mut nv = Tensor::<B, 4>::zeros([b, h, cap, d], &device);
-            if let Some((ck, cv)) = slot.take()
-                && start > 0
-            {
-                nk = nk.slice_assign([0..b, 0..h, 0..start, 0..d], ck.narrow(2, 0, start));
-                nv = nv.slice_assign([0..b, 0..h, 0..start, 0..d], cv.narrow(2, 0, start));
-            }
-            self.capacity = cap;
-            *slot = Some((nk, nv));
-        }
         let (ck, cv) = slot
             .take()
-            .unwrap_or_else(|| unreachable!("allocated above"));
-        let ck = ck.slice_assign([0..b, 0..h, start..end, 0..d], k);
-        let cv = cv.slice_assign([0..b, 0..h, start..end, 0..d], v);
+            .unwrap_or_else(|| unreachable!("allocated by ensure"));
+        let ck = write_positions(ck, start, k);
+        let cv = write_positions(cv, start, v);
         let views = (ck.clone().narrow(2, 0, end), cv.clone().narrow(2, 0, end));
         *slot = Some((ck, cv));
         self.batch = b;
         views
+    }
+
+    /// On the CPU backend, makes room for `s` new positions of `layer` and calls `f` with the
+    /// layer's key and value buffers (`[batch, kv_heads, capacity, head_dim]`, row-major) and
+    /// the capacity, in place. Returns `None` (and does nothing) on other backends.
+    pub(crate) fn with_host_layer<R>(
+        &mut self,
+        layer: usize,
+        [b, h, d]: [usize; 3],
+        s: usize,
+        device: &B::Device,
+        f: impl FnOnce(&mut [f32], &mut [f32], usize) -> R,
+    ) -> Option<R> {
+        if !crate::host::is_flex::<B>() {
+            return None;
+        }
+        self.ensure(layer, [b, h, d], self.len + s, device);
+        let (ck, cv) = self.layers[layer].take()?;
+        let cap = ck.dims()[2];
+        let mut cv_slot = Some(cv);
+        let (restored, result) = match with_flex_mut(ck, |kbuf| {
+            let cv = cv_slot.take()?;
+            Some(with_flex_mut(cv, |vbuf| f(kbuf, vbuf, cap)))
+        }) {
+            Ok((ck, Some(Ok((cv, r))))) => ((ck, cv), Some(r)),
+            Ok((ck, Some(Err(cv)))) => ((ck, cv), None),
+            // The closure always runs when the outer call succeeds; keep the cache intact.
+            Ok((ck, None)) => match cv_slot.take() {
+                Some(cv) => ((ck, cv), None),
+                None => return None,
+            },
+            Err(ck) => match cv_slot.take() {
+                Some(cv) => ((ck, cv), None),
+                None => return None,
+            },
+        };
+        self.layers[layer] = Some(restored);
+        if result.is_some() {
+            self.batch = b;
+        }
+        result
     }
 
     /// Moves the position forward by `s` after all layers were written.

@@ -8,6 +8,7 @@ use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
+use crate::host::{from_host, with_host};
 use crate::quant::{ActivationMode, PackedMatrix};
 
 /// How a loaded model keeps its matrices.
@@ -107,20 +108,17 @@ fn packed_forward<B: Backend>(x: Tensor<B, 3>, p: &PackedWeight) -> Tensor<B, 3>
         );
         return x.matmul(dense.transpose().unsqueeze_dim(0));
     }
-    let host = host_f32(x);
     let mut out = vec![0f32; m * w.rows()];
-    debug_assert_eq!(host.len(), m * k);
-    w.matmul(&host, m, p.mode, &mut out);
-    Tensor::from_data(TensorData::new(out, [b, s, w.rows()]), &device)
+    with_host(x, |host| {
+        debug_assert_eq!(host.len(), m * k);
+        w.matmul(host, m, p.mode, &mut out);
+    });
+    from_host(out, [b, s, w.rows()], &device)
 }
 
-/// The tensor's values on the host as f32 (a copy on GPU backends; cheap on CPU).
+/// The tensor's values on the host as f32.
 pub(crate) fn host_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Vec<f32> {
-    let data = x.into_data();
-    match data.as_slice::<f32>() {
-        Ok(_) => data.into_vec::<f32>().unwrap_or_default(),
-        Err(_) => data.convert::<f32>().into_vec::<f32>().unwrap_or_default(),
-    }
+    with_host(x, |s| s.to_vec())
 }
 
 /// Token embedding table `[vocab, hidden]`.

@@ -15,7 +15,10 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::cache::KvCache;
 use crate::config::LlamaConfig;
+use crate::cpu_attention::{AttnShape, causal_attention, rope_in_place, write_kv};
 use crate::error::{Error, Result};
+use crate::host::{from_host, is_flex};
+use crate::layers::host_f32;
 use crate::layers::{Embedding, Linear, RmsNorm};
 
 /// RoPE frequencies, computed once from the config.
@@ -40,6 +43,11 @@ impl Rope {
     /// The inverse frequencies.
     pub fn inv_freq(&self) -> &[f32] {
         &self.inv_freq
+    }
+
+    /// The cos/sin multiplier.
+    pub fn scale(&self) -> f32 {
+        self.scale
     }
 
     /// cos and sin tables `[1, 1, s, head_dim]` for positions `start..start + s`.
@@ -114,31 +122,83 @@ impl<B: Backend> Attention<B> {
     fn forward(
         &self,
         x: Tensor<B, 3>,
-        rope: (&Tensor<B, 4>, &Tensor<B, 4>),
+        rope: &RopeAt<'_, B>,
         cache: &mut KvCache<B>,
         layer: usize,
     ) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
         let (nh, nkv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
-        let q = self
-            .q_proj
-            .forward(x.clone())
-            .reshape([b, s, nh, hd])
-            .swap_dims(1, 2);
-        let k = self
-            .k_proj
-            .forward(x.clone())
-            .reshape([b, s, nkv, hd])
-            .swap_dims(1, 2);
-        let v = self
-            .v_proj
-            .forward(x)
-            .reshape([b, s, nkv, hd])
-            .swap_dims(1, 2);
-        let q = apply_rope(q, rope.0, rope.1);
-        let k = apply_rope(k, rope.0, rope.1);
+        let q = self.q_proj.forward(x.clone());
+        let k = self.k_proj.forward(x.clone());
+        let v = self.v_proj.forward(x);
+        let out = match rope {
+            RopeAt::Host { rope, start } => {
+                // CPU backend: RoPE and attention on the host, straight from the cache buffers.
+                let device = q.device();
+                let mut q = host_f32(q);
+                let mut k = host_f32(k);
+                let v = host_f32(v);
+                rope_in_place(
+                    &mut q,
+                    [b, s, nh, hd],
+                    *start,
+                    rope.inv_freq(),
+                    rope.scale(),
+                );
+                rope_in_place(
+                    &mut k,
+                    [b, s, nkv, hd],
+                    *start,
+                    rope.inv_freq(),
+                    rope.scale(),
+                );
+                let mut out = vec![0f32; b * s * nh * hd];
+                let done = cache.with_host_layer(layer, [b, nkv, hd], s, &device, |kc, vc, cap| {
+                    let sh = AttnShape {
+                        batch: b,
+                        seq: s,
+                        heads: nh,
+                        kv_heads: nkv,
+                        head_dim: hd,
+                        start: *start,
+                        capacity: cap,
+                    };
+                    write_kv(kc, &k, sh);
+                    write_kv(vc, &v, sh);
+                    causal_attention(&q, kc, vc, sh, &mut out);
+                });
+                match done {
+                    Some(()) => from_host(out, [b, s, nh * hd], &device),
+                    None => {
+                        let t = |v: Vec<f32>, h: usize| {
+                            from_host::<B, 4>(v, [b, s, h, hd], &device).swap_dims(1, 2)
+                        };
+                        self.attend(t(q, nh), t(k, nkv), t(v, nkv), cache, layer)
+                    }
+                }
+            }
+            RopeAt::Tables { cos, sin } => {
+                let q = apply_rope(q.reshape([b, s, nh, hd]).swap_dims(1, 2), cos, sin);
+                let k = apply_rope(k.reshape([b, s, nkv, hd]).swap_dims(1, 2), cos, sin);
+                let v = v.reshape([b, s, nkv, hd]).swap_dims(1, 2);
+                self.attend(q, k, v, cache, layer)
+            }
+        };
+        self.o_proj.forward(out)
+    }
+
+    /// Attention with burn ops on rotated `q, k, v: [b, heads, s, hd]`; returns `[b, s, nh·hd]`.
+    fn attend(
+        &self,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        cache: &mut KvCache<B>,
+        layer: usize,
+    ) -> Tensor<B, 3> {
+        let [b, _, s, _] = q.dims();
+        let (nh, nkv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
         let (k, v) = cache.append(layer, k, v);
-        let total = k.dims()[2];
         let groups = nh / nkv;
         let out = if s == 1 {
             // Decode: one query per head. Group the query heads that share a key/value head
@@ -155,7 +215,6 @@ impl<B: Backend> Attention<B> {
             } else {
                 (k, v)
             };
-            debug_assert_eq!(k.dims()[2], total);
             attention(
                 q,
                 k,
@@ -169,9 +228,21 @@ impl<B: Backend> Attention<B> {
                 },
             )
         };
-        let out = out.swap_dims(1, 2).reshape([b, s, nh * hd]);
-        self.o_proj.forward(out)
+        out.swap_dims(1, 2).reshape([b, s, nh * hd])
     }
+}
+
+/// How RoPE reaches the attention block: the frequencies, for the host kernels, or cos/sin
+/// tables as tensors, for the burn path.
+enum RopeAt<'a, B: Backend> {
+    Host {
+        rope: &'a Rope,
+        start: usize,
+    },
+    Tables {
+        cos: Tensor<B, 4>,
+        sin: Tensor<B, 4>,
+    },
 }
 
 /// `[b, kv, s, d]` → `[b, kv·n, s, d]`, each key/value head repeated for its query group.
@@ -283,15 +354,21 @@ impl<B: Backend> Llama<B> {
         let [_, s] = tokens.dims();
         let device = tokens.device();
         let start = cache.len();
-        let (cos, sin) = self.rope.tables::<B>(start, s, &device);
+        let rope = if is_flex::<B>() {
+            RopeAt::Host {
+                rope: &self.rope,
+                start,
+            }
+        } else {
+            let (cos, sin) = self.rope.tables::<B>(start, s, &device);
+            RopeAt::Tables { cos, sin }
+        };
         let mut h = self.embed_tokens.forward(tokens);
         for (i, layer) in self.layers.iter().enumerate() {
-            let a = layer.self_attn.forward(
-                layer.input_layernorm.forward(h.clone()),
-                (&cos, &sin),
-                cache,
-                i,
-            );
+            let a =
+                layer
+                    .self_attn
+                    .forward(layer.input_layernorm.forward(h.clone()), &rope, cache, i);
             h = h + a;
             let m = layer
                 .mlp

@@ -62,24 +62,106 @@ fn mul_sum_us8(u: __m256i, s: __m256i) -> __m256 {
     _mm256_cvtepi32_ps(p32)
 }
 
+/// Reads the little-endian u32 at `at` (two f16s side by side).
+#[inline]
+fn u32_at(blk: &[u8], at: usize) -> i32 {
+    i32::from_le_bytes([blk[at], blk[at + 1], blk[at + 2], blk[at + 3]])
+}
+
+/// Reads the little-endian u16 at `at` twice: `[h, h]` as one i32.
+#[inline]
+fn f16_twice(blk: &[u8], at: usize) -> i32 {
+    let h = u16::from_le_bytes([blk[at], blk[at + 1]]) as u32;
+    (h | (h << 16)) as i32
+}
+
+/// Eight f16 → f32: four (a, b) pairs packed as u32s, in lane order a0 b0 a1 b1 a2 b2 a3 b3.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn halves_to_f32(p: [i32; 4]) -> __m256 {
+    _mm256_cvtph_ps(_mm_set_epi32(p[3], p[2], p[1], p[0]))
+}
+
+/// Loads `[d, s]` of blocks `b..b + 4` of the activations.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load_ds4(x: &Q8Row, b: usize) -> __m256 {
+    let s = &x.ds[2 * b..2 * b + 8];
+    // SAFETY: `s` is exactly 8 floats; loadu allows any alignment.
+    unsafe { _mm256_loadu_ps(s.as_ptr()) }
+}
+
+/// Broadcasts lane `k` of `v` to all eight lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn lane(v: __m256, k: i32) -> __m256 {
+    _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k))
+}
+
+/// Sum of the odd lanes of `v`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_odd(v: __m256) -> f32 {
+    let odd = _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7));
+    hsum(odd) * 0.5
+}
+
+/// Σ over blocks of (4-bit unsigned weights) · (8-bit activations), four blocks per step.
+///
+/// `BB` is the block size in bytes, `QS` where the nibbles start; `scales(blk)` gives the
+/// block's `(d, m)` f16 pair as a u32. Returns (Σ d_w·d_x·Σq·y, Σ m_w·s_x).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_nibbles_q8<const BB: usize, const QS: usize>(
+    w: &[u8],
+    x: &Q8Row,
+    scales: impl Fn(&[u8]) -> i32,
+) -> (f32, f32) {
+    let nb = (w.len() / BB).min(x.blocks());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut offs = _mm256_setzero_ps();
+    let mut b = 0;
+    while b + 4 <= nb {
+        let blks = &w[BB * b..BB * (b + 4)];
+        // Lanes: d0 m0 d1 m1 d2 m2 d3 m3 (weights) times d0 s0 d1 s1 ... (activations).
+        let wdm = halves_to_f32([
+            scales(&blks[0..]),
+            scales(&blks[BB..]),
+            scales(&blks[2 * BB..]),
+            scales(&blks[3 * BB..]),
+        ]);
+        let prod = _mm256_mul_ps(wdm, load_ds4(x, b));
+        offs = _mm256_add_ps(offs, prod);
+        for (k, a) in acc.iter_mut().enumerate() {
+            let q = unpack_nibbles(&blks[BB * k + QS..BB * k + QS + 16]);
+            let p = mul_sum_us8(q, load_x(x, b + k));
+            *a = _mm256_fmadd_ps(lane(prod, 2 * k as i32), p, *a);
+        }
+        b += 4;
+    }
+    let mut tail = 0f32;
+    let mut tail_off = 0f32;
+    while b < nb {
+        let blk = &w[BB * b..BB * (b + 1)];
+        let wdm = _mm_cvtph_ps(_mm_cvtsi32_si128(scales(blk)));
+        let (dw, mw) = (_mm_cvtss_f32(wdm), _mm_cvtss_f32(_mm_movehdup_ps(wdm)));
+        let p = mul_sum_us8(unpack_nibbles(&blk[QS..QS + 16]), load_x(x, b));
+        tail += dw * x.d(b) * hsum(p);
+        tail_off += mw * x.sum(b);
+        b += 1;
+    }
+    let acc = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    (hsum(acc) + tail, hsum_odd(offs) + tail_off)
+}
+
 /// AVX2 twin of `scalar::dot_q4_0_q8`.
 ///
 /// Callers outside AVX2 code must check the CPU supports AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn dot_q4_0_q8(w: &[u8], x: &Q8Row) -> f32 {
-    let nb = (w.len() / 18).min(x.blocks());
-    let mut acc = _mm256_setzero_ps();
-    let mut offset = 0f32;
-    for b in 0..nb {
-        let blk = &w[18 * b..18 * b + 18];
-        let dw = f16_at(blk, 0);
-        let q = unpack_nibbles(&blk[2..18]);
-        let p = mul_sum_us8(q, load_x(x, b));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.d[b]), p, acc);
-        // (q - 8)·y = q·y - 8·Σy
-        offset -= 8.0 * dw * x.sum[b];
-    }
-    hsum(acc) + offset
+    // (q − 8)·y = q·y − 8·Σy: the "minimum" lane carries d_w, times −8 at the end.
+    let (dot, off) = dot_nibbles_q8::<18, 2>(w, x, |blk| f16_twice(blk, 0));
+    dot - 8.0 * off
 }
 
 /// AVX2 twin of `scalar::dot_q4_1_q8`.
@@ -87,19 +169,8 @@ pub fn dot_q4_0_q8(w: &[u8], x: &Q8Row) -> f32 {
 /// Callers outside AVX2 code must check the CPU supports AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn dot_q4_1_q8(w: &[u8], x: &Q8Row) -> f32 {
-    let nb = (w.len() / 20).min(x.blocks());
-    let mut acc = _mm256_setzero_ps();
-    let mut offset = 0f32;
-    for b in 0..nb {
-        let blk = &w[20 * b..20 * b + 20];
-        let dw = f16_at(blk, 0);
-        let m = f16_at(blk, 2);
-        let q = unpack_nibbles(&blk[4..20]);
-        let p = mul_sum_us8(q, load_x(x, b));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.d[b]), p, acc);
-        offset += m * x.sum[b];
-    }
-    hsum(acc) + offset
+    let (dot, off) = dot_nibbles_q8::<20, 4>(w, x, |blk| u32_at(blk, 0));
+    dot + off
 }
 
 /// AVX2 twin of `scalar::dot_q8_0_q8`.
@@ -108,18 +179,38 @@ pub fn dot_q4_1_q8(w: &[u8], x: &Q8Row) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn dot_q8_0_q8(w: &[u8], x: &Q8Row) -> f32 {
     let nb = (w.len() / 34).min(x.blocks());
-    let mut acc = _mm256_setzero_ps();
-    for b in 0..nb {
-        let blk = &w[34 * b..34 * b + 34];
-        let dw = f16_at(blk, 0);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut b = 0;
+    let signed_dot = |blk: &[u8], b: usize| {
         // SAFETY: blk[2..34] is 32 bytes; loadu allows any alignment.
         let wq = unsafe { _mm256_loadu_si256(blk[2..34].as_ptr() as *const __m256i) };
         let y = load_x(x, b);
         // maddubs wants an unsigned first operand: |w| · (y with w's sign).
-        let p = mul_sum_us8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(y, wq));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.d[b]), p, acc);
+        mul_sum_us8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(y, wq))
+    };
+    while b + 4 <= nb {
+        let blks = &w[34 * b..34 * (b + 4)];
+        let wd = halves_to_f32([
+            f16_twice(blks, 0),
+            f16_twice(blks, 34),
+            f16_twice(blks, 68),
+            f16_twice(blks, 102),
+        ]);
+        let prod = _mm256_mul_ps(wd, load_ds4(x, b));
+        for (k, a) in acc.iter_mut().enumerate() {
+            let p = signed_dot(&blks[34 * k..34 * (k + 1)], b + k);
+            *a = _mm256_fmadd_ps(lane(prod, 2 * k as i32), p, *a);
+        }
+        b += 4;
     }
-    hsum(acc)
+    let mut tail = 0f32;
+    while b < nb {
+        let blk = &w[34 * b..34 * (b + 1)];
+        tail += f16_at(blk, 0) * x.d(b) * hsum(signed_dot(blk, b));
+        b += 1;
+    }
+    let acc = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    hsum(acc) + tail
 }
 
 /// AVX2 twin of `scalar::dot_f32`.
@@ -149,6 +240,108 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
         i += 1;
     }
     hsum(_mm256_add_ps(acc0, acc1)) + tail
+}
+
+/// `scores[t] = q · k[t]` for `scores.len()` rows of `k` (row-major, `q.len()` wide), eight
+/// rows at a time with one transposing reduction (AVX2 twin of `scalar::row_dots`).
+///
+/// Callers outside AVX2 code must check the CPU supports AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn row_dots(q: &[f32], k: &[f32], scores: &mut [f32]) {
+    let hd = q.len();
+    let n = scores.len().min(if hd == 0 { 0 } else { k.len() / hd });
+    if hd % 8 != 0 {
+        for (t, sc) in scores.iter_mut().enumerate().take(n) {
+            *sc = dot_f32(q, &k[t * hd..(t + 1) * hd]);
+        }
+        return;
+    }
+    let mut t = 0;
+    while t + 8 <= n {
+        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut j = 0;
+        while j < hd {
+            // SAFETY: j + 8 <= hd (hd is a multiple of 8) and row t + r < n <= k.len() / hd.
+            unsafe {
+                let qv = _mm256_loadu_ps(q.as_ptr().add(j));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let kv = _mm256_loadu_ps(k.as_ptr().add((t + r) * hd + j));
+                    *a = _mm256_fmadd_ps(qv, kv, *a);
+                }
+            }
+            j += 8;
+        }
+        let s01 = _mm256_hadd_ps(acc[0], acc[1]);
+        let s23 = _mm256_hadd_ps(acc[2], acc[3]);
+        let s45 = _mm256_hadd_ps(acc[4], acc[5]);
+        let s67 = _mm256_hadd_ps(acc[6], acc[7]);
+        let s0123 = _mm256_hadd_ps(s01, s23);
+        let s4567 = _mm256_hadd_ps(s45, s67);
+        // Lanes of s0123: r0 r1 r2 r3 (low half) | r0 r1 r2 r3 (high half); add the halves.
+        let lo = _mm256_permute2f128_ps(s0123, s4567, 0x20);
+        let hi = _mm256_permute2f128_ps(s0123, s4567, 0x31);
+        let out = &mut scores[t..t + 8];
+        // SAFETY: `out` is exactly 8 floats.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(lo, hi)) };
+        t += 8;
+    }
+    while t < n {
+        scores[t] = dot_f32(q, &k[t * hd..(t + 1) * hd]);
+        t += 1;
+    }
+}
+
+/// `out = Σ_t p[t] · v[t]` over `p.len()` rows of `v` (row-major, `out.len()` wide), with the
+/// output held in registers (AVX2 twin of `scalar::weighted_rows`).
+///
+/// Callers outside AVX2 code must check the CPU supports AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn weighted_rows(p: &[f32], v: &[f32], out: &mut [f32]) {
+    let hd = out.len();
+    let n = p.len().min(if hd == 0 { 0 } else { v.len() / hd });
+    if hd != 64 {
+        out.fill(0.0);
+        for (t, &w) in p.iter().enumerate().take(n) {
+            axpy(w, &v[t * hd..(t + 1) * hd], out);
+        }
+        return;
+    }
+    let mut acc = [_mm256_setzero_ps(); 8];
+    for (t, &w) in p.iter().enumerate().take(n) {
+        let wv = _mm256_set1_ps(w);
+        for (j, a) in acc.iter_mut().enumerate() {
+            // SAFETY: t < n <= v.len() / 64 and j < 8, so the 8 floats are inside `v`.
+            let vv = unsafe { _mm256_loadu_ps(v.as_ptr().add(t * 64 + 8 * j)) };
+            *a = _mm256_fmadd_ps(wv, vv, *a);
+        }
+    }
+    for (j, a) in acc.iter().enumerate() {
+        // SAFETY: out has 64 floats; 8j + 8 <= 64.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * j), *a) };
+    }
+}
+
+/// `y += alpha · x` (AVX2 twin of `scalar::axpy`).
+///
+/// Callers outside AVX2 code must check the CPU supports AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let a = _mm256_set1_ps(alpha);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n, inside both slices.
+        unsafe {
+            let xv = _mm256_loadu_ps(x.as_ptr().add(i));
+            let yv = _mm256_loadu_ps(y.as_ptr().add(i));
+            _mm256_storeu_ps(y.as_mut_ptr().add(i), _mm256_fmadd_ps(a, xv, yv));
+        }
+        i += 8;
+    }
+    while i < n {
+        y[i] += alpha * x[i];
+        i += 1;
+    }
 }
 
 /// Dequantizes a Q4_1 row and dots it with f32 activations, without a scratch row.

@@ -19,7 +19,7 @@ mod avx2;
 
 pub use formats::{GgmlType, SUPPORTED_TYPES, dequantize_into, f16_to_f32};
 pub use packed::{ActivationMode, PackedMatrix};
-pub(crate) use pool::init_pool;
+pub(crate) use pool::{SharedSlice, init_pool};
 pub use pool::{WorkerPool, worker_pool};
 pub use scalar::{Q8Row, quantize_row_q8};
 
@@ -52,4 +52,83 @@ pub fn kernel_isa() -> KernelIsa {
         }
         KernelIsa::Scalar
     })
+}
+
+/// Dot product of two f32 slices (SIMD where available).
+#[inline]
+#[allow(unsafe_code)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    match kernel_isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Avx2` is only chosen when AVX2, FMA and F16C were detected.
+        KernelIsa::Avx2 => unsafe { avx2::dot_f32(a, b) },
+        _ => scalar::dot_f32(a, b),
+    }
+}
+
+/// `y += alpha · x` (SIMD where available).
+#[inline]
+#[allow(unsafe_code)]
+pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    match kernel_isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Avx2` is only chosen when AVX2, FMA and F16C were detected.
+        KernelIsa::Avx2 => unsafe { avx2::axpy(alpha, x, y) },
+        _ => scalar::axpy(alpha, x, y),
+    }
+}
+
+/// `scores[t] = q · k[t]` for `scores.len()` rows of `k` (row-major, `q.len()` wide).
+#[inline]
+#[allow(unsafe_code)]
+pub fn row_dots(q: &[f32], k: &[f32], scores: &mut [f32]) {
+    match kernel_isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Avx2` is only chosen when AVX2, FMA and F16C were detected.
+        KernelIsa::Avx2 => unsafe { avx2::row_dots(q, k, scores) },
+        _ => scalar::row_dots(q, k, scores),
+    }
+}
+
+/// `out = Σ_t p[t] · v[t]` over `p.len()` rows of `v` (row-major, `out.len()` wide).
+#[inline]
+#[allow(unsafe_code)]
+pub fn weighted_rows(p: &[f32], v: &[f32], out: &mut [f32]) {
+    match kernel_isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Avx2` is only chosen when AVX2, FMA and F16C were detected.
+        KernelIsa::Avx2 => unsafe { avx2::weighted_rows(p, v, out) },
+        _ => scalar::weighted_rows(p, v, out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The SIMD attention helpers agree with their scalar twins on odd lengths and widths.
+        #[test]
+        fn attention_helpers_match_scalar(hd_i in 0usize..4, n in 0usize..40, seed in any::<u32>()) {
+            let hd = [8usize, 16, 64, 12][hd_i];
+            let f = |i: usize| (((i as u32).wrapping_mul(2654435761) ^ seed) % 2001) as f32 / 1000.0 - 1.0;
+            let q: Vec<f32> = (0..hd).map(f).collect();
+            let k: Vec<f32> = (0..n * hd).map(|i| f(i + 7)).collect();
+            let mut a = vec![0f32; n];
+            let mut b = vec![0f32; n];
+            row_dots(&q, &k, &mut a);
+            scalar::row_dots(&q, &k, &mut b);
+            for (x, y) in a.iter().zip(&b) {
+                prop_assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()));
+            }
+            let mut o1 = vec![1f32; hd];
+            let mut o2 = vec![2f32; hd];
+            weighted_rows(&b, &k, &mut o1);
+            scalar::weighted_rows(&b, &k, &mut o2);
+            for (x, y) in o1.iter().zip(&o2) {
+                prop_assert!((x - y).abs() <= 1e-3 * (1.0 + y.abs()));
+            }
+        }
+    }
 }

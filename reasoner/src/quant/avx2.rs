@@ -10,6 +10,7 @@
 
 use std::arch::x86_64::*;
 
+use super::formats::GgmlType;
 use super::scalar::Q8Row;
 
 /// Horizontal sum of eight f32 lanes.
@@ -157,6 +158,7 @@ fn dot_nibbles_q8<const BB: usize, const QS: usize>(
 /// AVX2 twin of `scalar::dot_q4_0_q8`.
 ///
 /// Callers outside AVX2 code must check the CPU supports AVX2, FMA and F16C.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn dot_q4_0_q8(w: &[u8], x: &Q8Row) -> f32 {
     // (q − 8)·y = q·y − 8·Σy: the "minimum" lane carries d_w, times −8 at the end.
@@ -167,6 +169,7 @@ pub fn dot_q4_0_q8(w: &[u8], x: &Q8Row) -> f32 {
 /// AVX2 twin of `scalar::dot_q4_1_q8`.
 ///
 /// Callers outside AVX2 code must check the CPU supports AVX2, FMA and F16C.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn dot_q4_1_q8(w: &[u8], x: &Q8Row) -> f32 {
     let (dot, off) = dot_nibbles_q8::<20, 4>(w, x, |blk| u32_at(blk, 0));
@@ -176,6 +179,7 @@ pub fn dot_q4_1_q8(w: &[u8], x: &Q8Row) -> f32 {
 /// AVX2 twin of `scalar::dot_q8_0_q8`.
 ///
 /// Callers outside AVX2 code must check the CPU supports AVX2, FMA and F16C.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn dot_q8_0_q8(w: &[u8], x: &Q8Row) -> f32 {
     let nb = (w.len() / 34).min(x.blocks());
@@ -211,6 +215,108 @@ pub fn dot_q8_0_q8(w: &[u8], x: &Q8Row) -> f32 {
     }
     let acc = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
     hsum(acc) + tail
+}
+
+/// `out[r · stride] = W[r] · x` for every row `r` of `w` (rows of `row_bytes`, type `ty`,
+/// one of Q4_0, Q4_1, Q8_0): one call per chunk instead of one per row.
+///
+/// Callers outside AVX2 code must check the CPU supports AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn rows_q8(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    x: &Q8Row,
+    out: &mut [f32],
+    stride: usize,
+) {
+    if row_bytes == 0 {
+        return;
+    }
+    let rows = w.chunks_exact(row_bytes);
+    match ty {
+        GgmlType::Q4_0 => {
+            for (r, row) in rows.enumerate() {
+                out[r * stride] = dot_q4_0_q8(row, x);
+            }
+        }
+        GgmlType::Q4_1 => {
+            for (r, row) in rows.enumerate() {
+                out[r * stride] = dot_q4_1_q8(row, x);
+            }
+        }
+        _ => {
+            for (r, row) in rows.enumerate() {
+                out[r * stride] = dot_q8_0_q8(row, x);
+            }
+        }
+    }
+}
+
+/// AVX2 twin of `scalar::quantize_row_q8`: same rounding (half away from zero), same clamp.
+///
+/// Callers outside AVX2 code must check the CPU supports AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn quantize_row_q8(x: &[f32], out: &mut Q8Row) {
+    let nb = x.len() / 32;
+    out.ds.clear();
+    out.qs.clear();
+    out.qs.resize(nb * 32, 0);
+    let sign_mask = _mm256_set1_ps(-0.0);
+    let half = _mm256_set1_ps(0.5);
+    for b in 0..nb {
+        let blk = &x[32 * b..32 * b + 32];
+        // SAFETY: `blk` has 32 floats; four 8-lane loads at 0, 8, 16, 24.
+        let v: [__m256; 4] = unsafe {
+            [
+                _mm256_loadu_ps(blk.as_ptr()),
+                _mm256_loadu_ps(blk.as_ptr().add(8)),
+                _mm256_loadu_ps(blk.as_ptr().add(16)),
+                _mm256_loadu_ps(blk.as_ptr().add(24)),
+            ]
+        };
+        let mut amax = _mm256_setzero_ps();
+        for vv in v {
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_mask, vv));
+        }
+        let m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let m1 = _mm_max_ss(m2, _mm_shuffle_ps(m2, m2, 1));
+        let d = _mm_cvtss_f32(m1) / 127.0;
+        let inv = _mm256_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
+        let mut ints = [_mm256_setzero_si256(); 4];
+        for (k, vv) in v.into_iter().enumerate() {
+            let y = _mm256_mul_ps(vv, inv);
+            // round half away from zero: trunc(|y| + 0.5) with y's sign
+            let sign = _mm256_and_ps(y, sign_mask);
+            let r = _mm256_round_ps(
+                _mm256_add_ps(_mm256_andnot_ps(sign_mask, y), half),
+                _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC,
+            );
+            let r = _mm256_min_ps(r, _mm256_set1_ps(127.0));
+            ints[k] = _mm256_cvttps_epi32(_mm256_or_ps(r, sign));
+        }
+        // Sum of the integers.
+        let s = _mm256_add_epi32(
+            _mm256_add_epi32(ints[0], ints[1]),
+            _mm256_add_epi32(ints[2], ints[3]),
+        );
+        let s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+        let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32(s2, 1));
+        let isum = _mm_cvtsi128_si32(s1);
+        // Pack 32 i32 → 32 i8 (values are within ±127, so saturation never triggers).
+        let p01 = _mm256_packs_epi32(ints[0], ints[1]);
+        let p23 = _mm256_packs_epi32(ints[2], ints[3]);
+        let p = _mm256_packs_epi16(p01, p23);
+        // packs interleaves 128-bit lanes; restore element order.
+        let p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        let dst = &mut out.qs[32 * b..32 * b + 32];
+        // SAFETY: `dst` is exactly 32 bytes.
+        unsafe { _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, p) };
+        out.ds.push(d);
+        out.ds.push(d * isum as f32);
+    }
 }
 
 /// AVX2 twin of `scalar::dot_f32`.

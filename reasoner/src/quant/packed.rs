@@ -45,9 +45,17 @@ impl std::fmt::Debug for PackedMatrix {
     }
 }
 
-/// Output rows handled per task: small enough to balance two to eight threads, large enough
-/// that claiming a chunk costs nothing next to it.
+/// Output rows per dequantization task.
 const ROWS_PER_CHUNK: usize = 32;
+
+/// Output rows per matmul task: long contiguous runs of weight memory (the hardware
+/// prefetcher needs a few KB to ramp up), with four tasks per thread so a thread that got
+/// interrupted does not hold up the others.
+fn rows_per_chunk(rows: usize, threads: usize) -> usize {
+    rows.div_ceil(threads.max(1) * 4)
+        .next_multiple_of(8)
+        .max(16)
+}
 
 impl PackedMatrix {
     /// Wraps `data`, which must hold exactly `rows` rows of `cols` weights of type `ty`.
@@ -166,7 +174,7 @@ impl PackedMatrix {
             if use_q8 {
                 q8.resize_with(m, Q8Row::default);
                 for (i, row) in x.chunks_exact(cols).enumerate() {
-                    quantize_row_q8(row, &mut q8[i]);
+                    quantize_q8(isa, row, &mut q8[i]);
                 }
             }
             let q8: &[Q8Row] = &q8;
@@ -181,18 +189,17 @@ impl PackedMatrix {
                 &mut tmp
             };
             let shared = SharedSlice::new(dst);
-            let chunks = rows.div_ceil(ROWS_PER_CHUNK);
+            let per_chunk = rows_per_chunk(rows, worker_pool().threads());
+            let chunks = rows.div_ceil(per_chunk);
             worker_pool().run(chunks, &|c| {
-                let r0 = c * ROWS_PER_CHUNK;
-                let r1 = (r0 + ROWS_PER_CHUNK).min(rows);
+                let r0 = c * per_chunk;
+                let r1 = (r0 + per_chunk).min(rows);
                 // SAFETY: chunk c owns outputs r0..r1 (times m), disjoint from other chunks.
                 let o = unsafe { shared.range(r0 * m, r1 * m) };
                 if use_q8 {
-                    for r in r0..r1 {
-                        let w = self.row(r);
-                        for i in 0..m {
-                            o[(r - r0) * m + i] = dot_q8(isa, self.ty, w, &q8[i]);
-                        }
+                    let w = &self.data[r0 * self.row_bytes..r1 * self.row_bytes];
+                    for (i, xi) in q8.iter().enumerate().take(m) {
+                        rows_q8(isa, self.ty, w, self.row_bytes, xi, &mut o[i..], m);
                     }
                 } else {
                     DEQUANT_SCRATCH.with(|s| {
@@ -224,6 +231,40 @@ thread_local! {
     static Q8_SCRATCH: RefCell<Vec<Q8Row>> = const { RefCell::new(Vec::new()) };
     static TRANSPOSE_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static DEQUANT_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Quantizes one activation row to 8 bits.
+#[inline]
+fn quantize_q8(isa: KernelIsa, x: &[f32], out: &mut Q8Row) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `KernelIsa::Avx2` is only chosen when AVX2, FMA and F16C were detected.
+        KernelIsa::Avx2 => unsafe { super::avx2::quantize_row_q8(x, out) },
+        _ => quantize_row_q8(x, out),
+    }
+}
+
+/// `out[r · stride] = W[r] · x` for the rows of `w` (a whole number of rows).
+#[inline]
+fn rows_q8(
+    isa: KernelIsa,
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    x: &Q8Row,
+    out: &mut [f32],
+    stride: usize,
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `KernelIsa::Avx2` is only chosen when AVX2, FMA and F16C were detected.
+        KernelIsa::Avx2 => unsafe { super::avx2::rows_q8(ty, w, row_bytes, x, out, stride) },
+        _ => {
+            for (r, row) in w.chunks_exact(row_bytes).enumerate() {
+                out[r * stride] = dot_q8(isa, ty, row, x);
+            }
+        }
+    }
 }
 
 /// One weight row times one quantized activation row.
@@ -382,6 +423,28 @@ mod tests {
             let s = dot_f32_act(KernelIsa::Scalar, ty, w.row(0), &x, &mut scratch);
             let v = dot_f32_act(kernel_isa(), ty, w.row(0), &x, &mut scratch);
             prop_assert!((s - v).abs() <= 1e-4 * (1.0 + s.abs()), "{} scalar {} simd {}", ty.name(), s, v);
+        }
+    }
+
+    proptest! {
+        /// SIMD quantization of activations is bit-identical to the scalar definition.
+        #[test]
+        fn q8_quantization_simd_matches_scalar(blocks in 1usize..8, seed in any::<u64>(), zero_block in any::<bool>()) {
+            let mut x: Vec<f32> = (0..blocks * 32)
+                .map(|i| (((i as u64).wrapping_mul(6364136223846793005) ^ seed) % 20001) as f32 / 1000.0 - 10.0)
+                .collect();
+            if zero_block {
+                x[..32].fill(0.0);
+            }
+            x[3] = 0.5 * x[1]; // exercise ties after scaling now and then
+            let mut a = Q8Row::default();
+            let mut b = Q8Row::default();
+            quantize_row_q8(&x, &mut a);
+            quantize_q8(kernel_isa(), &x, &mut b);
+            prop_assert_eq!(&a.qs, &b.qs);
+            for (p, q) in a.ds.iter().zip(&b.ds) {
+                prop_assert!((p - q).abs() <= 1e-6 * p.abs().max(1e-6), "{} vs {}", p, q);
+            }
         }
     }
 

@@ -45,8 +45,10 @@ pub fn quantize_row_q8(x: &[f32], out: &mut Q8Row) {
         let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
         let mut isum = 0i32;
         for &v in blk {
-            let q = (v * inv).round() as i32;
-            let q = q.clamp(-127, 127);
+            // Half away from zero, computed as trunc(|y| + 0.5) so the SIMD twin can match it
+            // bit for bit.
+            let y = v * inv;
+            let q = ((y.abs() + 0.5).trunc().min(127.0) as i32) * if y < 0.0 { -1 } else { 1 };
             isum += q;
             out.qs.push(q as i8);
         }

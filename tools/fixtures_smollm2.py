@@ -13,6 +13,8 @@ Run by hand after `embodied-r fetch-model`; writes reasoner/tests/fixtures/smoll
 - model.json: prompts (token ids from the reference tokenizer), greedy 32-token continuations
   (transformers, dequantized to f32, do_sample=False) and per-step top-2 margins.
 - logits.bin: last-position logits of every prompt, little-endian f32, concatenated.
+- model.json also records llama.cpp's distance from those logits (max |Δ| / logit range) and
+  how many greedy tokens it shares with transformers: the yardstick for our 8-bit fast path.
 
 Needs: pip install torch transformers gguf accelerate llama-cpp-python numpy
 """
@@ -109,11 +111,30 @@ def main():
             gen = out.sequences[0, ids.shape[1]:].tolist()
             margins = [float(torch.topk(s[0], 2).values[0] - torch.topk(s[0], 2).values[1]) for s in out.scores]
             rows.append({**p, "greedy": gen, "greedy_text": ref.decode(gen), "margins": margins})
+    # llama.cpp (8-bit activations) on the same prompts, for comparison with our fast path.
+    import numpy as np
+
+    lcpp_full = llama_cpp.Llama(MODEL, n_ctx=1024, n_threads=2, logits_all=True, verbose=False)
+    for r in rows:
+        lcpp_full.reset()
+        lcpp_full.eval(r["ids"])
+        got = np.array(lcpp_full.scores[lcpp_full.n_tokens - 1], dtype=np.float32)
+        want = np.frombuffer(blob, dtype="<f4").reshape(len(rows), -1)[rows.index(r)]
+        r["llama_cpp_rel_err"] = float(np.abs(got - want).max() / (want.max() - want.min()))
+        toks = []
+        for t in lcpp_full.generate(r["ids"], top_k=1, temp=0.0, reset=True):
+            toks.append(t)
+            if len(toks) == len(r["greedy"]):
+                break
+        r["llama_cpp_greedy_match"] = next((i for i, (a, b) in enumerate(zip(toks, r["greedy"])) if a != b),
+                                           len(r["greedy"]))
     with open(os.path.join(OUT, "logits.bin"), "wb") as fh:
         fh.write(blob)
     with open(os.path.join(OUT, "model.json"), "w") as fh:
         json.dump({"model": f, "vocab_size": model.config.vocab_size, "prompts": rows}, fh, ensure_ascii=False, indent=1)
-    print(f"model: {len(rows)} prompts, min greedy margin {min(min(r['margins']) for r in rows):.4f}")
+    print(f"model: {len(rows)} prompts, min greedy margin {min(min(r['margins']) for r in rows):.4f}, "
+          f"llama.cpp worst logit error {max(r['llama_cpp_rel_err'] for r in rows):.3e}, greedy matches "
+          f"{[r['llama_cpp_greedy_match'] for r in rows]}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 //! The `embodied-r` binary: parses arguments, sets up logging, runs a subcommand.
 
+#![allow(clippy::print_stderr)]
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
@@ -8,7 +10,6 @@ fn main() -> std::process::ExitCode {
     match embodied_r_launch::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }

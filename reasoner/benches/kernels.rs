@@ -1,5 +1,6 @@
 //! Packed matrix × activation kernels at decode (1 row), group (8 rows) and the shapes of
 //! SmolLM2-135M. Reports weight bytes per second: decode is memory-bound.
+#![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use embodied_r_reasoner::quant::{GgmlType, PackedMatrix};

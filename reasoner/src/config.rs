@@ -362,10 +362,10 @@ impl LlamaConfig {
             .u64_opt("tokenizer.ggml.eos_token_id")?
             .map(|v| vec![v as u32])
             .unwrap_or_default();
-        if let Some(eot) = g.u64_opt("tokenizer.ggml.eot_token_id")? {
-            if !eos.contains(&(eot as u32)) {
-                eos.push(eot as u32);
-            }
+        if let Some(eot) = g.u64_opt("tokenizer.ggml.eot_token_id")?
+            && !eos.contains(&(eot as u32))
+        {
+            eos.push(eot as u32);
         }
         let cfg = LlamaConfig {
             architecture,
@@ -417,7 +417,7 @@ impl LlamaConfig {
         if self.hidden_size == 0 || self.vocab_size == 0 || self.num_hidden_layers == 0 {
             return bad("hidden_size, vocab_size and num_hidden_layers must be positive".into());
         }
-        if !(self.rope_theta > 0.0) {
+        if self.rope_theta.is_nan() || self.rope_theta <= 0.0 {
             return bad(format!("rope_theta ({}) must be positive", self.rope_theta));
         }
         Ok(())

@@ -142,13 +142,20 @@ impl<B: Backend> std::fmt::Debug for LanguageModel<B> {
     }
 }
 
+/// What `tokenizer_config.json` says about chat formatting.
+#[derive(Debug, Default)]
+struct TokenizerConfig {
+    chat_template: Option<String>,
+    bos_token: Option<String>,
+    eos_token: Option<String>,
+    add_bos_token: Option<bool>,
+}
+
 /// Reads `chat_template` and the BOS/EOS strings from `tokenizer_config.json`.
-fn hf_tokenizer_config(
-    dir: &Path,
-) -> Result<(Option<String>, Option<String>, Option<String>, Option<bool>)> {
+fn hf_tokenizer_config(dir: &Path) -> Result<TokenizerConfig> {
     let path = dir.join("tokenizer_config.json");
     if !path.exists() {
-        return Ok((None, None, None, None));
+        return Ok(TokenizerConfig::default());
     }
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let v: serde_json::Value = serde_json::from_str(&text)
@@ -171,8 +178,12 @@ fn hf_tokenizer_config(
             .map(String::from),
         _ => None,
     };
-    let add_bos = v.get("add_bos_token").and_then(|b| b.as_bool());
-    Ok((template, token("bos_token"), token("eos_token"), add_bos))
+    Ok(TokenizerConfig {
+        chat_template: template,
+        bos_token: token("bos_token"),
+        eos_token: token("eos_token"),
+        add_bos_token: v.get("add_bos_token").and_then(|b| b.as_bool()),
+    })
 }
 
 impl<B: Backend> LanguageModel<B> {
@@ -235,7 +246,12 @@ impl<B: Backend> LanguageModel<B> {
 
     fn load_hf_dir(dir: &Path, opts: &LoadOptions, device: &B::Device) -> Result<Self> {
         let config = LlamaConfig::from_hf_json(&dir.join("config.json"))?;
-        let (template_src, bos_s, eos_s, add_bos) = hf_tokenizer_config(dir)?;
+        let TokenizerConfig {
+            chat_template: template_src,
+            bos_token: bos_s,
+            eos_token: eos_s,
+            add_bos_token: add_bos,
+        } = hf_tokenizer_config(dir)?;
         let template_src = match template_src {
             Some(t) => Some(t),
             None => {
@@ -446,7 +462,7 @@ impl<B: Backend> LanguageModel<B> {
             let tok = state.sampler.sample(&mut logits, &state.history);
             match state.accept(tok, cfg, &self.tokenizer)? {
                 Some(f) => {
-                    if let Some(ev) = state.flush_event(tok) {
+                    if let Some(ev) = state.flush_event(tok, &self.tokenizer) {
                         let _ = on_token(&ev);
                     }
                     finish = f;
@@ -461,7 +477,7 @@ impl<B: Backend> LanguageModel<B> {
                 }
             }
             if step + 1 == max_new {
-                if let Some(ev) = state.flush_event(tok) {
+                if let Some(ev) = state.flush_event(tok, &self.tokenizer) {
                     let _ = on_token(&ev);
                 }
                 break;
@@ -473,7 +489,7 @@ impl<B: Backend> LanguageModel<B> {
             timings.decode_tokens += 1;
         }
         timings.decode_s = t1.elapsed().as_secs_f64();
-        Ok(state.finish(finish, timings, &self.tokenizer)?)
+        state.finish(finish, timings, &self.tokenizer)
     }
 
     /// Generates `n` samples of one prompt. The prompt is run once and its cache copied to the
@@ -639,16 +655,31 @@ impl SampleState {
         TokenEvent { id: tok, text }
     }
 
-    /// Whatever final text has not been handed out yet.
-    fn flush_event(&mut self, tok: u32) -> Option<TokenEvent> {
-        let end = self.cut.unwrap_or(self.text.len());
-        if end > self.emitted {
-            let text = self.text[self.emitted..end].to_string();
-            self.emitted = end;
-            Some(TokenEvent { id: tok, text })
+    /// Whatever final text has not been handed out yet (including an unfinished UTF-8 tail,
+    /// decoded as the final text decodes it).
+    fn flush_event(&mut self, tok: u32, tokenizer: &Tokenizer) -> Option<TokenEvent> {
+        let text = self
+            .final_text(tokenizer)
+            .unwrap_or_else(|_| self.text.clone());
+        if text.len() > self.emitted && text.is_char_boundary(self.emitted) {
+            let rest = text[self.emitted..].to_string();
+            self.emitted = text.len();
+            Some(TokenEvent {
+                id: tok,
+                text: rest,
+            })
         } else {
             None
         }
+    }
+
+    /// The complete text: everything decoded, cut before a stop string.
+    fn final_text(&self, tokenizer: &Tokenizer) -> Result<String> {
+        let mut text = self.stream.text(tokenizer)?;
+        if let Some(cut) = self.cut {
+            text.truncate(cut.min(text.len()));
+        }
+        Ok(text)
     }
 
     fn finish(
@@ -657,10 +688,7 @@ impl SampleState {
         timings: Timings,
         tokenizer: &Tokenizer,
     ) -> Result<Completion> {
-        let mut text = self.stream.text(tokenizer)?;
-        if let Some(cut) = self.cut {
-            text.truncate(cut.min(text.len()));
-        }
+        let text = self.final_text(tokenizer)?;
         Ok(Completion {
             text,
             tokens: self.generated,

@@ -355,8 +355,8 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn row_dots(q: &[f32], k: &[f32], scores: &mut [f32]) {
     let hd = q.len();
-    let n = scores.len().min(if hd == 0 { 0 } else { k.len() / hd });
-    if hd % 8 != 0 {
+    let n = scores.len().min(k.len().checked_div(hd).unwrap_or(0));
+    if !hd.is_multiple_of(8) {
         for (t, sc) in scores.iter_mut().enumerate().take(n) {
             *sc = dot_f32(q, &k[t * hd..(t + 1) * hd]);
         }
@@ -404,7 +404,7 @@ pub fn row_dots(q: &[f32], k: &[f32], scores: &mut [f32]) {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn weighted_rows(p: &[f32], v: &[f32], out: &mut [f32]) {
     let hd = out.len();
-    let n = p.len().min(if hd == 0 { 0 } else { v.len() / hd });
+    let n = p.len().min(v.len().checked_div(hd).unwrap_or(0));
     if hd != 64 {
         out.fill(0.0);
         for (t, &w) in p.iter().enumerate().take(n) {

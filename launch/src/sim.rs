@@ -1,4 +1,5 @@
-//! `embodied-r sim generate | preview`: the simulator's benchmark generator and contact sheets.
+//! `embodied-r sim generate | preview | stream`: the simulator's benchmark generator, contact
+//! sheets, and the simulator acting as an external simulator over the zenoh bridge.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,8 @@ pub enum SimCommand {
     Generate(GenerateArgs),
     /// Write a contact sheet of one video's frames with ground-truth boxes.
     Preview(PreviewArgs),
+    /// Act as an external simulator: stream frames over the zenoh bridge, follow nav hints.
+    Stream(StreamArgs),
 }
 
 /// Which scenes to generate.
@@ -139,6 +142,7 @@ pub fn run(cmd: &SimCommand) -> Result<()> {
     match cmd {
         SimCommand::Generate(a) => generate(a),
         SimCommand::Preview(a) => preview(a),
+        SimCommand::Stream(a) => stream(a),
     }
 }
 
@@ -215,6 +219,162 @@ fn preview(a: &PreviewArgs) -> Result<()> {
     #[allow(clippy::print_stdout)]
     {
         println!("{} ({w}x{h})", a.out.display());
+    }
+    Ok(())
+}
+
+/// `sim stream`.
+#[derive(Debug, Clone, Args)]
+pub struct StreamArgs {
+    /// Scene name, e.g. city_0003 or indoor_0001.
+    #[arg(long, default_value = "city_0000")]
+    pub scene: String,
+    /// Which planned video of the scene to fly when not following hints.
+    #[arg(long, default_value_t = 0)]
+    pub video: u32,
+    /// Key-expression prefix of the bridge.
+    #[arg(long, default_value = "sim/default")]
+    pub prefix: String,
+    /// zenoh endpoints to connect to (repeatable), e.g. tcp/127.0.0.1:7447.
+    #[arg(long)]
+    pub connect: Vec<String>,
+    /// zenoh endpoints to listen on (repeatable).
+    #[arg(long)]
+    pub listen: Vec<String>,
+    /// zenoh mode: peer, client or router.
+    #[arg(long, default_value = "peer")]
+    pub mode: String,
+    /// Disable multicast scouting (use only the given endpoints).
+    #[arg(long)]
+    pub no_multicast: bool,
+    /// Frames to publish (0: until the planned flight ends, or forever when following hints).
+    #[arg(long, default_value_t = 0)]
+    pub frames: u64,
+    /// Move by the navigation hints received instead of the planned flight.
+    #[arg(long)]
+    pub follow_hints: bool,
+    /// Wait up to this many seconds for a frame subscriber before starting the clock.
+    #[arg(long, default_value_t = 0.0)]
+    pub wait_subscriber: f64,
+    /// JPEG quality.
+    #[arg(long, default_value_t = 85)]
+    pub jpeg_quality: u8,
+    /// Rendering options (--fps sets the publishing rate).
+    #[command(flatten)]
+    pub render: RenderArgs,
+}
+
+pub(crate) fn stream(a: &StreamArgs) -> Result<()> {
+    use embodied_r_sim::bridge::{FrameMessage, ImageEncoding, NetConfig, SimPublisher};
+    use embodied_r_sim::trajectory::{Motion, plan};
+    use std::time::{Duration, Instant};
+
+    a.render.init_threads();
+    let (kind, index) = embodied_r_sim::preview::parse_scene_name(&a.scene)?;
+    let cfg = a.render.config(vec![kind], 1, 1, Mp4::Never);
+    cfg.validate()?;
+    let scene = Scene::generate(kind, cfg.seed, index);
+    let planned = plan(
+        &scene,
+        a.render.seed ^ u64::from(a.video),
+        cfg.actions as usize,
+        cfg.frames_per_action as usize,
+    );
+    let motion = Motion::for_kind(kind);
+    let session = embodied_r_sim::bridge::open(&NetConfig {
+        mode: Some(a.mode.clone()),
+        connect: a.connect.clone(),
+        listen: a.listen.clone(),
+        multicast_scouting: !a.no_multicast,
+    })?;
+    let publisher = SimPublisher::new(&session, &a.prefix)?;
+    tracing::info!(frames = %publisher.keys().frame, hints = %publisher.keys().nav_hint, "simulator streaming");
+    if a.wait_subscriber > 0.0
+        && !publisher.wait_for_subscriber(Duration::from_secs_f64(a.wait_subscriber))
+    {
+        anyhow::bail!(
+            "no subscriber on {} within {} s",
+            publisher.keys().frame,
+            a.wait_subscriber
+        );
+    }
+    let period = Duration::from_secs_f64(1.0 / cfg.fps);
+    let n = cfg.frames_per_action.max(1) as usize;
+    let mut pose = planned.poses[0];
+    // (start pose, action, frames done) of the motion in progress.
+    let mut current: Option<(
+        embodied_r_sim::CameraPose,
+        embodied_r_perception::Action,
+        usize,
+    )> = None;
+    let mut applied = 0u64;
+    let mut seq = 0u64;
+    let mut plan_idx = 0usize;
+    let t0 = Instant::now();
+    loop {
+        if a.frames > 0 && seq >= a.frames {
+            break;
+        }
+        if !a.follow_hints && a.frames == 0 && seq as usize >= planned.poses.len() {
+            break;
+        }
+        if a.follow_hints {
+            if current.is_none()
+                && let Some(h) = publisher.next_hint()
+            {
+                tracing::info!(action = %h.action, target = ?h.target, "applying a navigation hint");
+                if motion.allowed(&scene, &pose, h.action) {
+                    current = Some((pose, h.action, 0));
+                } else {
+                    tracing::warn!(action = %h.action, "hint refused: it would collide");
+                }
+                applied += 1;
+            }
+            if let Some((start, action, k)) = current {
+                let t = (k + 1) as f32 / n as f32;
+                pose = motion.apply(&start, action, t * t * (3.0 - 2.0 * t));
+                current = if k + 1 >= n {
+                    None
+                } else {
+                    Some((start, action, k + 1))
+                };
+            }
+        } else {
+            pose = planned.poses[plan_idx.min(planned.poses.len() - 1)];
+            plan_idx += 1;
+        }
+        let img = embodied_r_sim::render(&scene, &cfg.camera, &pose);
+        let stamp = seq as f64 / cfg.fps;
+        let frame = embodied_r_sim::to_frame(seq, stamp, &img, &pose)?;
+        let msg = FrameMessage::from_frame(
+            &frame,
+            ImageEncoding::Jpeg,
+            a.jpeg_quality,
+            Some(cfg.camera.hfov_deg),
+        )?;
+        publisher.publish(&msg)?;
+        let truth = embodied_r_sim::truth::frame_truth(
+            &scene,
+            &pose,
+            &img,
+            seq as usize,
+            stamp,
+            current.map(|c| c.1),
+        );
+        publisher.publish_truth(serde_json::to_vec(&truth)?)?;
+        seq += 1;
+        let due = t0 + period.mul_f64(seq as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    #[allow(clippy::print_stdout)]
+    {
+        println!(
+            "published {seq} frames on {}; applied {applied} navigation hints ({} malformed)",
+            publisher.keys().frame,
+            publisher.bad_hints()
+        );
     }
     Ok(())
 }

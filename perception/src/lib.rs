@@ -2,7 +2,7 @@
 //!
 //! Owns the types every stage shares about the camera stream — [`Frame`] (an RGB image with a
 //! sequence number, a timestamp and an optional [`Pose`]), the paper's ten-action vocabulary
-//! ([`Action`]) — and the assembly of the per-key-frame descriptions into the "video text" the
+//! ([`Action`]), the drop-oldest queue sources feed ([`DropOldest`]) — and the assembly of the per-key-frame descriptions into the "video text" the
 //! reasoner reads ([`video_text`]).
 //!
 //! It must not know about the language model (`reasoner`), about zenoh, ROS 2 or tokio: sources
@@ -10,7 +10,9 @@
 
 mod action;
 mod frame;
+pub mod queue;
 pub mod video_text;
 
 pub use action::{Action, ParseActionError};
 pub use frame::{Frame, FrameError, Pose};
+pub use queue::{DropOldest, QueueStats};

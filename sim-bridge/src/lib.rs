@@ -6,12 +6,14 @@
 //! ([`trajectory`]), a deterministic software renderer with depth and object ids ([`render`]),
 //! per-frame ground truth and its sidecar format ([`truth`]), questions with exact answers
 //! ([`qa`]), the benchmark writer ([`dataset`]), contact sheets ([`preview`]) and the
-//! ground-truth describer ([`describer`]).
+//! ground-truth describer ([`describer`]) and the zenoh bridge for external simulators
+//! ([`bridge`], its zenoh side behind the default feature `zenoh`).
 //!
 //! Must not: load or run language models (that is `reasoner`), or own the runtime's pipeline
 //! (`agent`). It hands frames over as `embodied_r_perception::Frame`. Everything it produces is
 //! reproducible from a seed, byte for byte, on every machine.
 
+pub mod bridge;
 pub mod dataset;
 pub mod describer;
 pub mod math;

@@ -490,6 +490,48 @@ mod net {
         zenoh::open(c).wait().map_err(z("opening the session"))
     }
 
+    /// A decoded subscription: its queue, the refused-message counter and the subscriber.
+    type Subscription<T> = (
+        Arc<DropOldest<T>>,
+        Arc<AtomicU64>,
+        zenoh::pubsub::Subscriber<()>,
+    );
+
+    /// Subscribes to `key`, decoding each sample with `decode` into a drop-oldest queue of
+    /// `capacity`; malformed messages are counted, logged and skipped. The zenoh callback never
+    /// blocks.
+    fn subscribe<T, F>(
+        session: &zenoh::Session,
+        key: &str,
+        capacity: usize,
+        decode: F,
+    ) -> Result<Subscription<T>, BridgeError>
+    where
+        T: Send + 'static,
+        F: Fn(&[u8], &str) -> Result<T, BridgeError> + Send + Sync + 'static,
+    {
+        let queue = Arc::new(DropOldest::new(capacity));
+        let bad = Arc::new(AtomicU64::new(0));
+        let (q, b) = (queue.clone(), bad.clone());
+        let sub = session
+            .declare_subscriber(key.to_string())
+            .callback(move |sample| {
+                let key = sample.key_expr().to_string();
+                match decode(&sample.payload().to_bytes(), &key) {
+                    Ok(item) => {
+                        q.push(item);
+                    }
+                    Err(e) => {
+                        b.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!("skipping a malformed message: {e}");
+                    }
+                }
+            })
+            .wait()
+            .map_err(|e| BridgeError::Zenoh(format!("subscribing to {key}: {e}")))?;
+        Ok((queue, bad, sub))
+    }
+
     /// The simulator's end: publishes frames (and truth), receives nav hints, holds a liveliness
     /// token.
     pub struct SimPublisher {
@@ -514,25 +556,7 @@ mod net {
                 .declare_publisher(keys.truth.clone())
                 .wait()
                 .map_err(z("declaring the truth publisher"))?;
-            let hints = Arc::new(DropOldest::new(64));
-            let bad_hints = Arc::new(AtomicU64::new(0));
-            let (h, b) = (hints.clone(), bad_hints.clone());
-            let sub = session
-                .declare_subscriber(keys.nav_hint.clone())
-                .callback(move |sample| {
-                    let key = sample.key_expr().to_string();
-                    match NavHint::decode(&sample.payload().to_bytes(), &key) {
-                        Ok(hint) => {
-                            h.push(hint);
-                        }
-                        Err(e) => {
-                            b.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!("{e}");
-                        }
-                    }
-                })
-                .wait()
-                .map_err(z("declaring the nav-hint subscriber"))?;
+            let (hints, bad_hints, sub) = subscribe(session, &keys.nav_hint, 64, NavHint::decode)?;
             let token = session
                 .liveliness()
                 .declare_token(keys.alive.clone())
@@ -625,27 +649,9 @@ mod net {
             capacity: usize,
         ) -> Result<Self, BridgeError> {
             let keys = Keys::new(prefix)?;
-            let queue = Arc::new(DropOldest::new(capacity));
-            let bad = Arc::new(AtomicU64::new(0));
-            let (q, b) = (queue.clone(), bad.clone());
-            let sub = session
-                .declare_subscriber(keys.frame.clone())
-                .callback(move |sample| {
-                    let key = sample.key_expr().to_string();
-                    let frame = FrameMessage::decode(&sample.payload().to_bytes(), &key)
-                        .and_then(|m| m.to_frame(&key));
-                    match frame {
-                        Ok(f) => {
-                            q.push(f);
-                        }
-                        Err(e) => {
-                            b.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!("skipping a bad frame: {e}");
-                        }
-                    }
-                })
-                .wait()
-                .map_err(z("declaring the frame subscriber"))?;
+            let (queue, bad, sub) = subscribe(session, &keys.frame, capacity, |bytes, key| {
+                FrameMessage::decode(bytes, key).and_then(|m| m.to_frame(key))
+            })?;
             let hints = session
                 .declare_publisher(keys.nav_hint.clone())
                 .wait()

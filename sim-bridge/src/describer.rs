@@ -110,12 +110,7 @@ impl SimDescriber {
             let mut parts = Vec::new();
             match prev {
                 None => {
-                    let mut items = Vec::new();
-                    for v in &visible {
-                        if rng.random::<f32>() >= self.errors.miss {
-                            items.push(self.phrase(scene, v, &mut rng));
-                        }
-                    }
+                    let items = self.mention(scene, &visible, &mut rng);
                     described.extend(visible.iter().map(|v| v.id));
                     parts.push(if items.is_empty() {
                         "Nothing recognisable is in view.".to_string()
@@ -135,12 +130,7 @@ impl SimDescriber {
                         .copied()
                         .filter(|v| !described.contains(&v.id))
                         .collect();
-                    let mut items = Vec::new();
-                    for v in &new {
-                        if rng.random::<f32>() >= self.errors.miss {
-                            items.push(self.phrase(scene, v, &mut rng));
-                        }
-                    }
+                    let items = self.mention(scene, &new, &mut rng);
                     described.extend(new.iter().map(|v| v.id));
                     parts.push(if items.is_empty() {
                         "No new objects.".to_string()
@@ -176,6 +166,17 @@ impl SimDescriber {
             prev = Some(k);
         }
         Ok(out)
+    }
+
+    /// Phrases for the objects the describer does not miss.
+    fn mention(&self, scene: &Scene, objs: &[&VisibleObject], rng: &mut ChaCha8Rng) -> Vec<String> {
+        let mut items = Vec::new();
+        for v in objs {
+            if rng.random::<f32>() >= self.errors.miss {
+                items.push(self.phrase(scene, v, rng));
+            }
+        }
+        items
     }
 
     fn phrase(&self, scene: &Scene, v: &VisibleObject, rng: &mut ChaCha8Rng) -> String {

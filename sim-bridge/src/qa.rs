@@ -641,11 +641,15 @@ fn rel_distance(ctx: &Context<'_>, rng: &mut ChaCha8Rng) -> Option<Draft> {
     }
     let best = d[0].1;
     let names: Vec<String> = cands.iter().map(|o| o.name.clone()).collect();
-    let stem = format!(
-        "Measuring from the centre of each object, which of these objects ({}) is the closest to the {}?",
-        names.join(", "),
-        target.name
-    );
+    let list = names.join(", ");
+    let t = &target.name;
+    let stems = [
+        format!(
+            "Measuring from the centre of each object, which of these objects ({list}) is the closest to the {t}?"
+        ),
+        format!("Centre to centre, which of the following is nearest to the {t}: {list}?"),
+    ];
+    let stem = pick(rng, &stems)?.clone();
     Some(Draft {
         category: "object_rel_distance",
         stem,
@@ -732,10 +736,17 @@ fn rel_direction(ctx: &Context<'_>, rng: &mut ChaCha8Rng) -> Option<Draft> {
             "to my front-left, front-right, back-left, or back-right",
         ),
     };
-    let mut stem = format!(
-        "If I am standing by the {} and facing the {}, is the {} {tail}?",
-        a.name, b.name, c.name
-    );
+    let stems = [
+        format!(
+            "If I am standing by the {} and facing the {}, is the {} {tail}?",
+            a.name, b.name, c.name
+        ),
+        format!(
+            "Imagine standing next to the {} while looking toward the {}. Is the {} {tail}?",
+            a.name, b.name, c.name
+        ),
+    ];
+    let mut stem = pick(rng, &stems)?.clone();
     if difficulty == "hard" {
         stem.push_str(" The directions refer to the quadrants of a Cartesian plane (I am standing at the origin and facing along the positive y-axis).");
     }
@@ -862,10 +873,14 @@ fn appearance_order(ctx: &Context<'_>, rng: &mut ChaCha8Rng) -> Option<Draft> {
         return None;
     }
     let listed: Vec<String> = chosen.iter().map(|o| o.name.clone()).collect();
-    let stem = format!(
-        "What will be the first-time appearance order of the following objects in the video: {}?",
-        listed.join(", ")
-    );
+    let list = listed.join(", ");
+    let stems = [
+        format!(
+            "What will be the first-time appearance order of the following objects in the video: {list}?"
+        ),
+        format!("In which order do these objects first come into view in the video: {list}?"),
+    ];
+    let stem = pick(rng, &stems)?.clone();
     Some(Draft {
         category: "obj_appearance_order",
         stem,
@@ -894,7 +909,14 @@ fn object_counting(ctx: &Context<'_>, rng: &mut ChaCha8Rng) -> Option<Draft> {
     let n = objs.iter().filter(|o| o.category == cat).count();
     Some(Draft {
         category: "object_counting",
-        stem: format!("How many {cat}(s) appear in the video?"),
+        stem: pick(
+            rng,
+            &[
+                format!("How many {cat}(s) appear in the video?"),
+                format!("Counting every one you have seen, how many {cat}(s) are there?"),
+            ],
+        )?
+        .clone(),
         correct: n.to_string(),
         distractors: Vec::new(),
         params: Params::Count {
@@ -912,10 +934,20 @@ fn abs_distance(ctx: &Context<'_>, rng: &mut ChaCha8Rng) -> Option<Draft> {
     let d = center_distance(two[0], two[1]);
     Some(Draft {
         category: "object_abs_distance",
-        stem: format!(
-            "Measuring from the centre of each object, what is the direct distance between the {} and the {} (in meters)?",
-            two[0].name, two[1].name
-        ),
+        stem: pick(
+            rng,
+            &[
+                format!(
+                    "Measuring from the centre of each object, what is the direct distance between the {} and the {} (in meters)?",
+                    two[0].name, two[1].name
+                ),
+                format!(
+                    "How far apart are the centres of the {} and the {}, in meters?",
+                    two[0].name, two[1].name
+                ),
+            ],
+        )?
+        .clone(),
         correct: format!("{d:.2}"),
         distractors: Vec::new(),
         params: Params::AbsDistance {
@@ -925,11 +957,15 @@ fn abs_distance(ctx: &Context<'_>, rng: &mut ChaCha8Rng) -> Option<Draft> {
     })
 }
 
-fn room_size(ctx: &Context<'_>, _rng: &mut ChaCha8Rng) -> Option<Draft> {
+fn room_size(ctx: &Context<'_>, rng: &mut ChaCha8Rng) -> Option<Draft> {
     let area = ctx.scene.floor_area?;
+    let stems = [
+        "What is the size of this room (in square meters)?",
+        "What is the floor area of this room, in square meters?",
+    ];
     Some(Draft {
         category: "room_size",
-        stem: "What is the size of this room (in square meters)?".to_string(),
+        stem: pick(rng, &stems)?.to_string(),
         correct: format!("{area:.2}"),
         distractors: Vec::new(),
         params: Params::RoomSize,

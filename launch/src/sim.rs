@@ -1,5 +1,6 @@
-//! `embodied-r sim generate | preview | stream`: the simulator's benchmark generator, contact
-//! sheets, and the simulator acting as an external simulator over the zenoh bridge.
+//! `embodied-r sim generate | preview | stream | warp`: the simulator's benchmark generator,
+//! contact sheets, the simulator acting as an external simulator over the zenoh bridge, and the
+//! warp test video for key-frame selection.
 
 use std::path::PathBuf;
 
@@ -17,6 +18,29 @@ pub enum SimCommand {
     Preview(PreviewArgs),
     /// Act as an external simulator: stream frames over the zenoh bridge, follow nav hints.
     Stream(StreamArgs),
+    /// Write a camera move (pan, zoom, roll, then all three) over a textured poster as PNG
+    /// frames: a test video for key-frame selection.
+    Warp(WarpArgs),
+}
+
+/// `sim warp`.
+#[derive(Debug, Clone, Args)]
+pub struct WarpArgs {
+    /// Output folder (frame_0000.png, ...).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Frames per phase (the video has four phases).
+    #[arg(long, default_value_t = 30)]
+    pub frames_per_phase: u32,
+    /// Poster seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u32,
+    /// Frame width.
+    #[arg(long, default_value_t = 640)]
+    pub width: u32,
+    /// Frame height.
+    #[arg(long, default_value_t = 480)]
+    pub height: u32,
 }
 
 /// Which scenes to generate.
@@ -143,7 +167,35 @@ pub fn run(cmd: &SimCommand) -> Result<()> {
         SimCommand::Generate(a) => generate(a),
         SimCommand::Preview(a) => preview(a),
         SimCommand::Stream(a) => stream(a),
+        SimCommand::Warp(a) => warp(a),
     }
+}
+
+fn warp(a: &WarpArgs) -> Result<()> {
+    if a.width < 64 || a.height < 64 || a.frames_per_phase == 0 {
+        anyhow::bail!(
+            "sim warp: need --width and --height of at least 64 and --frames-per-phase of at least 1 (got {}x{}, {})",
+            a.width,
+            a.height,
+            a.frames_per_phase
+        );
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let video = embodied_r_sim::warp::WarpVideo::new(embodied_r_sim::warp::WarpConfig {
+        width: a.width,
+        height: a.height,
+        frames_per_phase: a.frames_per_phase,
+        seed: a.seed,
+    });
+    for i in 0..video.len() {
+        let path = a.out.join(format!("frame_{i:04}.png"));
+        embodied_r_sim::dataset::write_png(&path, a.width, a.height, &video.frame(i))?;
+    }
+    #[allow(clippy::print_stdout)]
+    {
+        println!("wrote {} frames to {}", video.len(), a.out.display());
+    }
+    Ok(())
 }
 
 fn generate(a: &GenerateArgs) -> Result<()> {

@@ -10,7 +10,9 @@
 
 mod action;
 mod frame;
+pub mod keyframe;
 pub mod queue;
+pub mod source;
 pub mod video_text;
 
 pub use action::{Action, ParseActionError};

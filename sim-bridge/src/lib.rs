@@ -21,8 +21,10 @@ pub mod preview;
 pub mod qa;
 pub mod render;
 pub mod scene;
+pub mod source;
 pub mod trajectory;
 pub mod truth;
+pub mod warp;
 
 pub use dataset::{GenerateConfig, SimError, Summary, generate};
 pub use describer::{DescriberErrors, SimDescriber};

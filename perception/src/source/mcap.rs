@@ -1,0 +1,282 @@
+//! rosbag2 recordings in MCAP: one image topic (`sensor_msgs/msg/Image` or
+//! `sensor_msgs/msg/CompressedImage`, CDR-encoded) played as a video. A reader thread walks the
+//! memory-mapped file and hands decoded frames over a small bounded channel, so memory stays
+//! bounded whatever the bag's size.
+
+use super::cdr::{CompressedImageMsg, ImageMsg};
+use super::decode::{Encoding, decode_compressed, raw_to_rgb};
+use super::{CameraSource, SourceError, SourceStats, skip_bad};
+use crate::Frame;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Schema of raw images.
+pub const IMAGE: &str = "sensor_msgs/msg/Image";
+/// Schema of compressed images.
+pub const COMPRESSED_IMAGE: &str = "sensor_msgs/msg/CompressedImage";
+
+/// The image topics of a bag (from its summary section): `(topic, schema name, messages)`.
+pub fn image_topics(path: &Path) -> Result<Vec<(String, String, u64)>, SourceError> {
+    let name = format!("mcap:{}", path.display());
+    let map = map_file(&name, path)?;
+    let summary = mcap::Summary::read(&map)
+        .map_err(|e| invalid(&name, format!("not a readable MCAP file: {e}")))?
+        .ok_or_else(|| {
+            invalid(
+                &name,
+                "the file has no summary section; name the topic explicitly".into(),
+            )
+        })?;
+    let mut out = Vec::new();
+    for ch in summary.channels.values() {
+        let schema = ch
+            .schema
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        if schema == IMAGE || schema == COMPRESSED_IMAGE {
+            let count = summary
+                .stats
+                .as_ref()
+                .and_then(|s| s.channel_message_counts.get(&ch.id).copied())
+                .unwrap_or(0);
+            out.push((ch.topic.clone(), schema, count));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn invalid(name: &str, what: String) -> SourceError {
+    SourceError::Invalid {
+        source_name: name.to_string(),
+        what,
+    }
+}
+
+fn map_file(name: &str, path: &Path) -> Result<memmap2::Mmap, SourceError> {
+    let io = |e: std::io::Error| SourceError::Io {
+        source_name: name.to_string(),
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    // SAFETY: the map is read-only; a bag being rewritten underneath us can at worst give
+    // garbage bytes, which every decoder below treats as untrusted input.
+    unsafe { memmap2::Mmap::map(&file) }.map_err(io)
+}
+
+type Item = Result<Frame, SourceError>;
+
+/// One image topic of a rosbag2 MCAP file.
+pub struct McapSource {
+    name: String,
+    rx: Receiver<Item>,
+    stats: Arc<Mutex<SourceStats>>,
+    done: bool,
+}
+
+impl McapSource {
+    /// Opens `path` and plays `topic`; without a topic, the bag must hold exactly one image topic.
+    pub fn open(path: &Path, topic: Option<&str>) -> Result<McapSource, SourceError> {
+        let base = format!("mcap:{}", path.display());
+        let topic = match topic {
+            Some(t) => t.to_string(),
+            None => {
+                let topics = image_topics(path)?;
+                match topics.as_slice() {
+                    [(t, _, _)] => t.clone(),
+                    [] => {
+                        return Err(invalid(
+                            &base,
+                            format!("no {IMAGE} or {COMPRESSED_IMAGE} topic"),
+                        ));
+                    }
+                    many => {
+                        let names: Vec<&str> = many.iter().map(|t| t.0.as_str()).collect();
+                        return Err(invalid(
+                            &base,
+                            format!(
+                                "several image topics, choose one with --topic: {}",
+                                names.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        let name = format!("{base}:{topic}");
+        let map = map_file(&name, path)?;
+        // Fail early on files that are not MCAP at all.
+        if !map.starts_with(mcap::MAGIC) {
+            return Err(invalid(
+                &name,
+                "not an MCAP file (no MCAP magic at the start)".into(),
+            ));
+        }
+        let (tx, rx) = sync_channel(4);
+        let stats = Arc::new(Mutex::new(SourceStats::default()));
+        let (n, s) = (name.clone(), stats.clone());
+        std::thread::Builder::new()
+            .name(format!("mcap reader {topic}"))
+            .spawn(move || read_topic(&map, &topic, &n, &s, &tx))
+            .map_err(|e| SourceError::Io {
+                source_name: name.clone(),
+                path: path.to_path_buf(),
+                reason: format!("cannot start the reader thread: {e}"),
+            })?;
+        Ok(McapSource {
+            name,
+            rx,
+            stats,
+            done: false,
+        })
+    }
+}
+
+/// Decodes one serialized message of `schema` into an rgb8 frame.
+pub fn decode_message(
+    schema: &str,
+    payload: &[u8],
+    seq: u64,
+    log_time_ns: u64,
+) -> Result<Frame, String> {
+    let (stamp, width, height, rgb) = match schema {
+        IMAGE => {
+            let m = ImageMsg::from_cdr(payload).map_err(|e| e.to_string())?;
+            let enc = Encoding::from_ros(&m.encoding).ok_or_else(|| {
+                super::decode::DecodeError::Unsupported(m.encoding.clone()).to_string()
+            })?;
+            let rgb = raw_to_rgb(enc, m.width, m.height, m.step as usize, m.data)
+                .map_err(|e| e.to_string())?;
+            (m.header.seconds(), m.width, m.height, rgb)
+        }
+        COMPRESSED_IMAGE => {
+            let m = CompressedImageMsg::from_cdr(payload).map_err(|e| e.to_string())?;
+            let img = decode_compressed(&m.format, m.data).map_err(|e| e.to_string())?;
+            (m.header.seconds(), img.width, img.height, img.data)
+        }
+        other => {
+            return Err(format!(
+                "schema {other} is not an image ({IMAGE} or {COMPRESSED_IMAGE})"
+            ));
+        }
+    };
+    // A zero header stamp means the publisher did not set one: fall back to the bag's time.
+    let stamp = if stamp > 0.0 {
+        stamp
+    } else {
+        log_time_ns as f64 * 1e-9
+    };
+    Frame::new(seq, stamp, width, height, rgb, None).map_err(|e| e.to_string())
+}
+
+fn read_topic(
+    map: &[u8],
+    topic: &str,
+    name: &str,
+    stats: &Mutex<SourceStats>,
+    tx: &SyncSender<Item>,
+) {
+    let stream = match mcap::MessageStream::new(map) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tx.send(Err(invalid(name, format!("not a readable MCAP file: {e}"))));
+            return;
+        }
+    };
+    let mut seq = 0u64;
+    let mut seen_topic = false;
+    for msg in stream {
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                // A torn or corrupt tail: what was read stays delivered.
+                let _ = tx.send(Err(invalid(
+                    name,
+                    format!("MCAP read error after {seq} messages: {e}"),
+                )));
+                return;
+            }
+        };
+        if msg.channel.topic != topic {
+            continue;
+        }
+        seen_topic = true;
+        let schema = msg
+            .channel
+            .schema
+            .as_ref()
+            .map(|s| s.name.as_str())
+            .unwrap_or("");
+        if msg.channel.message_encoding != "cdr" {
+            let _ = tx.send(Err(invalid(
+                name,
+                format!(
+                    "message encoding {:?} is not cdr",
+                    msg.channel.message_encoding
+                ),
+            )));
+            return;
+        }
+        if schema != IMAGE && schema != COMPRESSED_IMAGE {
+            let _ = tx.send(Err(invalid(
+                name,
+                format!("topic has schema {schema:?}, expected {IMAGE} or {COMPRESSED_IMAGE}"),
+            )));
+            return;
+        }
+        let this = seq;
+        seq += 1;
+        match decode_message(schema, &msg.data, this, msg.log_time) {
+            Ok(frame) => {
+                stats.lock().unwrap_or_else(PoisonError::into_inner).frames += 1;
+                if tx.send(Ok(frame)).is_err() {
+                    return;
+                }
+            }
+            Err(why) => {
+                let mut s = stats.lock().unwrap_or_else(PoisonError::into_inner);
+                skip_bad(&mut s, name, this, &why);
+            }
+        }
+    }
+    if !seen_topic {
+        let _ = tx.send(Err(invalid(
+            name,
+            "the topic has no messages in this file".into(),
+        )));
+    }
+}
+
+impl CameraSource for McapSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn fps(&self) -> Option<f64> {
+        None
+    }
+
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        if self.done {
+            return Ok(None);
+        }
+        match self.rx.recv() {
+            Ok(Ok(frame)) => Ok(Some(frame)),
+            Ok(Err(e)) => {
+                self.done = true;
+                Err(e)
+            }
+            Err(_) => {
+                self.done = true;
+                Ok(None)
+            }
+        }
+    }
+
+    fn stats(&self) -> SourceStats {
+        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

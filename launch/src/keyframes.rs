@@ -196,3 +196,127 @@ pub fn run(a: &KeyframesArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Arguments of `embodied-r bench keyframes`.
+#[derive(Debug, Clone, Args)]
+pub struct KeyframesBenchArgs {
+    /// Frames to select over (a folder of PNGs, a video or a bag); every frame is processed.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Measured repetitions (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Also run the reference recipe with OpenCV (tools/keyframes_opencv.py) on the same frames
+    /// and report our speed as a ratio to it.
+    #[arg(long)]
+    pub vs_opencv: bool,
+    /// Python interpreter with opencv-python-headless for `--vs-opencv`.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Print the result as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `bench keyframes` measured.
+#[derive(Debug, Serialize)]
+pub struct KeyframesBenchReport {
+    /// Frames processed per run.
+    pub frames: usize,
+    /// Frame size.
+    pub width: u32,
+    /// Frame size.
+    pub height: u32,
+    /// Our median frames/s of selection work.
+    pub fps: f64,
+    /// OpenCV's median frames/s on the same frames, when measured.
+    pub opencv_fps: Option<f64>,
+    /// `fps / opencv_fps`.
+    pub ratio: Option<f64>,
+    /// Kept frames agree exactly with OpenCV's (when measured).
+    pub same_kept: Option<bool>,
+    /// Worker threads used.
+    pub threads: usize,
+}
+
+/// `embodied-r bench keyframes`.
+#[allow(clippy::print_stdout)]
+pub fn bench(a: &KeyframesBenchArgs) -> Result<()> {
+    let ours = keyframes(&KeyframesArgs {
+        input: a.input.clone(),
+        fps: None,
+        no_downsample: true,
+        topic: None,
+        min: 4,
+        max: 32,
+        threads: None,
+        repeat: a.runs.max(1),
+        json: true,
+    })?;
+    let (mut width, mut height) = (0, 0);
+    if let Ok(mut s) = open_source(&KeyframesArgs {
+        input: a.input.clone(),
+        fps: None,
+        no_downsample: true,
+        topic: None,
+        min: 4,
+        max: 32,
+        threads: None,
+        repeat: 1,
+        json: true,
+    }) && let Ok(Some(f)) = s.next_frame()
+    {
+        (width, height) = (f.width, f.height);
+    }
+    let (mut opencv_fps, mut same_kept) = (None, None);
+    if a.vs_opencv {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/keyframes_opencv.py");
+        let out = std::process::Command::new(&a.python)
+            .arg(&script)
+            .arg("--input")
+            .arg(&a.input)
+            .args(["--no-downsample", "--repeat", &a.runs.max(1).to_string()])
+            .output()
+            .with_context(|| format!("running {} {}", a.python, script.display()))?;
+        if !out.status.success() {
+            bail!(
+                "the OpenCV anchor failed (is opencv-python-headless installed?): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout
+            .lines()
+            .last()
+            .context("the OpenCV anchor printed nothing")?;
+        let v: serde_json::Value =
+            serde_json::from_str(last).context("the OpenCV anchor's last line is not JSON")?;
+        opencv_fps = v["fps"].as_f64();
+        same_kept = Some(v["kept"] == serde_json::json!(ours.kept));
+    }
+    let r = KeyframesBenchReport {
+        frames: ours.processed,
+        width,
+        height,
+        fps: ours.fps,
+        ratio: opencv_fps.map(|o| ours.fps / o),
+        opencv_fps,
+        same_kept,
+        threads: rayon::current_num_threads(),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "{} frames {}x{}: {:.1} frames/s of selection work ({} threads)",
+            r.frames, r.width, r.height, r.fps, r.threads
+        );
+        if let (Some(o), Some(x)) = (r.opencv_fps, r.ratio) {
+            println!(
+                "OpenCV reference recipe: {o:.1} frames/s; ratio {x:.2}x; same kept frames: {:?}",
+                r.same_kept
+            );
+        }
+    }
+    Ok(())
+}

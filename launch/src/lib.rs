@@ -58,6 +58,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Prefill and decode tokens/s of a language model on a ~580-token chat prompt.
     Lm(BenchArgs),
+    /// Key-frame selection frames/s on a folder or video, optionally against OpenCV.
+    Keyframes(keyframes::KeyframesBenchArgs),
 }
 
 /// How the model's matrices are kept (see the README's "Speed and exactness").
@@ -156,6 +158,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Chat(a) => chat::run(&a),
         Command::Bench(BenchCommand::Lm(a)) => bench::run(&a),
+        Command::Bench(BenchCommand::Keyframes(a)) => keyframes::bench(&a),
         Command::Sim(c) => sim::run(&c),
         Command::Keyframes(a) => keyframes::run(&a),
         Command::FetchModel(a) => {

@@ -1,14 +1,22 @@
-//! Perception: what the runtime sees.
+//! Perception: what the runtime sees, and the text it turns that into.
 //!
 //! Owns the types every stage shares about the camera stream — [`Frame`] (an RGB image with a
 //! sequence number, a timestamp and an optional [`Pose`]), the paper's ten-action vocabulary
-//! ([`Action`]), the drop-oldest queue sources feed ([`DropOldest`]) — and the assembly of the per-key-frame descriptions into the "video text" the
-//! reasoner reads ([`video_text`]).
+//! ([`Action`]), the drop-oldest queue sources feed ([`DropOldest`]) — and the stages up to the
+//! text the reasoner reads: camera sources ([`source`]: image folders, videos, rosbag2 MCAP,
+//! V4L2 cameras behind feature `camera`), the paper's key-frame selection ([`keyframe`]), the
+//! bounded JPEG key-frame window ([`buffer`]), describers that turn a window into per-frame text
+//! ([`describe`], with an OpenAI-compatible VLM client) and the video-text layout
+//! ([`video_text`]).
 //!
-//! It must not know about the language model (`reasoner`), about zenoh, ROS 2 or tokio: sources
-//! that need those live in the crates that own them and hand frames over in these types.
+//! It must not know about the language model (`reasoner`), about zenoh, ROS 2 or async runtimes:
+//! sources that need those live in the crates that own them and hand frames over in these types;
+//! the blocking pieces here (sources on threads, the HTTP client with deadlines) are wrapped by
+//! the agent.
 
 mod action;
+pub mod buffer;
+pub mod describe;
 mod frame;
 pub mod keyframe;
 pub mod queue;

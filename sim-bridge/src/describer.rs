@@ -230,6 +230,71 @@ fn hash_str(s: &str) -> u64 {
     })
 }
 
+/// The ground-truth describer bound to one simulated video, behind perception's
+/// [`Describer`](embodied_r_perception::describe::Describer) trait: a key frame's sequence number
+/// is its frame index in the video.
+#[derive(Debug, Clone)]
+pub struct VideoDescriber {
+    describer: SimDescriber,
+    scene: Scene,
+    frames: Vec<FrameTruth>,
+    frame_pixels: u32,
+}
+
+impl VideoDescriber {
+    /// Binds `describer` to a video's scene and per-frame truth.
+    pub fn new(
+        describer: SimDescriber,
+        scene: Scene,
+        frames: Vec<FrameTruth>,
+        frame_pixels: u32,
+    ) -> Self {
+        VideoDescriber {
+            describer,
+            scene,
+            frames,
+            frame_pixels,
+        }
+    }
+}
+
+impl embodied_r_perception::describe::Describer for VideoDescriber {
+    fn label(&self) -> String {
+        SimDescriber::LABEL.to_string()
+    }
+
+    fn describe(
+        &self,
+        window: &[embodied_r_perception::buffer::KeyFrame],
+        question: &str,
+        _deadline: std::time::Instant,
+    ) -> Result<Vec<FrameDescription>, embodied_r_perception::describe::DescribeError> {
+        use embodied_r_perception::describe::DescribeError;
+        if window.is_empty() {
+            return Err(DescribeError::EmptyWindow);
+        }
+        let keys: Vec<usize> = window.iter().map(|k| k.seq as usize).collect();
+        if keys.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(DescribeError::Unsupported {
+                describer: self.label(),
+                message: format!("key frames must be in increasing frame order, got {keys:?}"),
+            });
+        }
+        self.describer
+            .describe(
+                &self.scene,
+                &self.frames,
+                self.frame_pixels,
+                &keys,
+                question,
+            )
+            .map_err(|e| DescribeError::Unsupported {
+                describer: self.label(),
+                message: e.to_string(),
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -173,22 +173,22 @@ fn compare(config: &SelectorConfig, reference: &Features, current: &Features) ->
 
 /// The reference's `constrained_sampling`: at most `m` items, always the first and last, the
 /// middle ones at `round(i·s) + 1` with `s = (n − 2)/(m − 2)` and Python's round-half-to-even.
-pub fn constrained_sampling<T: Copy>(items: &[T], m: usize) -> Vec<T> {
+pub fn constrained_sampling<T: Clone>(items: &[T], m: usize) -> Vec<T> {
     let n = items.len();
     if n <= m {
         return items.to_vec();
     }
     if m < 2 {
-        return items.iter().take(m).copied().collect();
+        return items.iter().take(m).cloned().collect();
     }
     let s = (n - 2) as f64 / (m - 2) as f64;
     let mut out = Vec::with_capacity(m);
-    out.push(items[0]);
+    out.push(items[0].clone());
     for i in 0..m - 2 {
         let k = ((i as f64 * s).round_ties_even() as usize + 1).min(n - 1);
-        out.push(items[k]);
+        out.push(items[k].clone());
     }
-    out.push(items[n - 1]);
+    out.push(items[n - 1].clone());
     out
 }
 

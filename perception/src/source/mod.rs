@@ -211,3 +211,77 @@ pub fn spawn(
         name,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Yields `n` tiny frames, every third one "bad".
+    struct Counter {
+        next: u64,
+        n: u64,
+        stats: SourceStats,
+    }
+
+    impl CameraSource for Counter {
+        fn name(&self) -> &str {
+            "counter"
+        }
+        fn fps(&self) -> Option<f64> {
+            Some(100.0)
+        }
+        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+            while self.next < self.n {
+                let i = self.next;
+                self.next += 1;
+                if i % 3 == 2 {
+                    skip_bad(&mut self.stats, "counter", i, &"corrupt");
+                    continue;
+                }
+                self.stats.frames += 1;
+                return Ok(Some(
+                    Frame::new(i, i as f64 / 100.0, 1, 1, vec![0u8; 3], None).expect("frame"),
+                ));
+            }
+            Ok(None)
+        }
+        fn stats(&self) -> SourceStats {
+            self.stats
+        }
+    }
+
+    #[test]
+    fn a_slow_consumer_never_stalls_the_source_and_drops_are_counted() {
+        let src = Counter {
+            next: 0,
+            n: 300,
+            stats: SourceStats::default(),
+        };
+        let running = spawn(Box::new(src), 4, Pacing::AsFastAsPossible).expect("thread");
+        let queue = running.queue.clone();
+        // Nobody reads until the source has finished: it must not block on the full queue.
+        running.join().expect("ends cleanly");
+        let q = queue.stats();
+        assert_eq!(q.pushed, 200);
+        assert_eq!(q.dropped, 196);
+        let mut left = Vec::new();
+        while let Some(f) = queue.try_pop() {
+            left.push(f.seq);
+        }
+        // The newest frames survive.
+        assert_eq!(left, vec![294, 295, 297, 298]);
+    }
+
+    #[test]
+    fn stopping_a_paced_source_returns_promptly() {
+        let src = Counter {
+            next: 0,
+            n: 1_000_000,
+            stats: SourceStats::default(),
+        };
+        let running = spawn(Box::new(src), 2, Pacing::RealTime).expect("thread");
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(running.stats().frames >= 1);
+        running.stop().expect("stops cleanly");
+    }
+}

@@ -242,7 +242,7 @@ pub struct KeyframesBenchReport {
 /// `embodied-r bench keyframes`.
 #[allow(clippy::print_stdout)]
 pub fn bench(a: &KeyframesBenchArgs) -> Result<()> {
-    let ours = keyframes(&KeyframesArgs {
+    let args = KeyframesArgs {
         input: a.input.clone(),
         fps: None,
         no_downsample: true,
@@ -252,19 +252,11 @@ pub fn bench(a: &KeyframesBenchArgs) -> Result<()> {
         threads: None,
         repeat: a.runs.max(1),
         json: true,
-    })?;
+    };
+    let ours = keyframes(&args)?;
     let (mut width, mut height) = (0, 0);
-    if let Ok(mut s) = open_source(&KeyframesArgs {
-        input: a.input.clone(),
-        fps: None,
-        no_downsample: true,
-        topic: None,
-        min: 4,
-        max: 32,
-        threads: None,
-        repeat: 1,
-        json: true,
-    }) && let Ok(Some(f)) = s.next_frame()
+    if let Ok(mut s) = open_source(&args)
+        && let Ok(Some(f)) = s.next_frame()
     {
         (width, height) = (f.width, f.height);
     }

@@ -17,11 +17,12 @@ impl Gray {
     /// Converts packed rgb8 pixels with the ITU-R BT.601 luma weights, rounded the way OpenCV's
     /// `cvtColor(…, COLOR_RGB2GRAY)` rounds (14-bit fixed point).
     ///
-    /// `rgb` must hold `width * height * 3` bytes; callers validate frames before this point.
+    /// `rgb` should hold `width * height * 3` bytes (a validated [`crate::Frame`] does); missing
+    /// pixels come out black rather than failing.
     pub fn from_rgb(width: usize, height: usize, rgb: &[u8]) -> Gray {
         let n = width * height;
         let mut data = vec![0u8; n];
-        for (dst, px) in data.iter_mut().zip(rgb[..n * 3].chunks_exact(3)) {
+        for (dst, px) in data.iter_mut().zip(rgb.chunks_exact(3)) {
             let y = u32::from(px[0]) * 4899 + u32::from(px[1]) * 9617 + u32::from(px[2]) * 1868;
             *dst = ((y + (1 << 13)) >> 14) as u8;
         }
@@ -134,6 +135,12 @@ mod tests {
         let g = Gray::from_rgb(3, 1, &[255, 0, 0, 0, 255, 0, 10, 20, 30]);
         // OpenCV: R→76, G→150, 10/20/30 → 18.
         assert_eq!(g.data, vec![76, 150, 18]);
+    }
+
+    #[test]
+    fn short_buffers_do_not_panic() {
+        let g = Gray::from_rgb(2, 2, &[255, 255, 255]);
+        assert_eq!(g.data, vec![255, 0, 0, 0]);
     }
 
     #[test]

@@ -137,8 +137,15 @@ struct Candidate {
 }
 
 impl Orb {
-    /// An extractor with these settings.
-    pub fn new(config: OrbConfig) -> Orb {
+    /// An extractor with these settings. Out-of-range values are brought into range: at least one
+    /// level, a scale factor above 1, and a border of at least 20 px (the descriptor patch and
+    /// the Harris window must stay inside the image).
+    pub fn new(mut config: OrbConfig) -> Orb {
+        config.n_levels = config.n_levels.clamp(1, 32);
+        if !(config.scale_factor.is_finite() && config.scale_factor > 1.01) {
+            config.scale_factor = 1.01;
+        }
+        config.edge_threshold = config.edge_threshold.max(20);
         Orb {
             config,
             fast: FastScratch::default(),
@@ -400,6 +407,26 @@ mod tests {
         // 500 * (1 - 1/1.2) / (1 - 1.2^-8) = 108.6 → 109 on level 0.
         assert_eq!(levels[0], 109);
         assert!(levels.windows(2).take(6).all(|p| p[0] >= p[1]));
+    }
+
+    #[test]
+    fn out_of_range_settings_are_clamped_not_fatal() {
+        let img = texture(120, 90, 5);
+        let cfg = OrbConfig {
+            n_features: 50,
+            scale_factor: 0.5,
+            n_levels: 0,
+            edge_threshold: 0,
+            fast_threshold: 0,
+        };
+        let f = Orb::new(cfg).detect_and_compute(&img);
+        assert!(f.len() <= 50);
+        let tiny = texture(10, 10, 5);
+        assert!(
+            Orb::new(OrbConfig::default())
+                .detect_and_compute(&tiny)
+                .is_empty()
+        );
     }
 
     #[test]

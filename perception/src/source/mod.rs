@@ -280,7 +280,11 @@ mod tests {
             stats: SourceStats::default(),
         };
         let running = spawn(Box::new(src), 2, Pacing::RealTime).expect("thread");
-        std::thread::sleep(Duration::from_millis(50));
+        // Wait (bounded) for the first frame: a loaded machine may schedule the thread late.
+        let until = Instant::now() + Duration::from_secs(10);
+        while running.stats().frames == 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert!(running.stats().frames >= 1);
         running.stop().expect("stops cleanly");
     }

@@ -158,7 +158,8 @@ pub fn find_homography(
         return None;
     }
     let thr2 = config.threshold * config.threshold;
-    let mut state = config.seed ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // xorshift never leaves 0: keep the low bit set.
+    let mut state = (config.seed ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
     let mut next = move |bound: usize| -> usize {
         state ^= state << 13;
         state ^= state >> 7;

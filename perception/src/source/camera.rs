@@ -5,14 +5,14 @@
 //! (nokhwa's camera is not `Send`); frames cross a small bounded channel.
 
 use super::camera_format::{Mode, ModeRequest, PixelFormat, choose_mode, decode_capture};
-use super::{CameraSource, SourceError, SourceStats, skip_bad};
+use super::{CameraSource, SourceError, SourceStats, ThreadFeed, skip_bad};
 use crate::Frame;
 use nokhwa::pixel_format::RgbFormat;
 use nokhwa::utils::{
     ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType,
     Resolution,
 };
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -72,9 +72,7 @@ pub fn list() -> Result<Vec<DeviceInfo>, SourceError> {
 pub struct LiveCamera {
     name: String,
     mode: Mode,
-    rx: Receiver<Result<Frame, SourceError>>,
-    stats: Arc<Mutex<SourceStats>>,
-    done: bool,
+    feed: ThreadFeed,
 }
 
 impl LiveCamera {
@@ -204,9 +202,7 @@ impl LiveCamera {
         Ok(LiveCamera {
             name,
             mode,
-            rx,
-            stats,
-            done: false,
+            feed: ThreadFeed::new(rx, stats),
         })
     }
 
@@ -226,23 +222,10 @@ impl CameraSource for LiveCamera {
     }
 
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        if self.done {
-            return Ok(None);
-        }
-        match self.rx.recv() {
-            Ok(Ok(f)) => Ok(Some(f)),
-            Ok(Err(e)) => {
-                self.done = true;
-                Err(e)
-            }
-            Err(_) => {
-                self.done = true;
-                Ok(None)
-            }
-        }
+        self.feed.next_frame()
     }
 
     fn stats(&self) -> SourceStats {
-        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+        self.feed.stats()
     }
 }

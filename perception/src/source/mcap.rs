@@ -5,10 +5,10 @@
 
 use super::cdr::{CompressedImageMsg, ImageMsg};
 use super::decode::{Encoding, decode_compressed, raw_to_rgb};
-use super::{CameraSource, SourceError, SourceStats, skip_bad};
+use super::{CameraSource, SourceError, SourceStats, ThreadFeed, skip_bad};
 use crate::Frame;
 use std::path::Path;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Schema of raw images.
@@ -72,9 +72,7 @@ type Item = Result<Frame, SourceError>;
 /// One image topic of a rosbag2 MCAP file.
 pub struct McapSource {
     name: String,
-    rx: Receiver<Item>,
-    stats: Arc<Mutex<SourceStats>>,
-    done: bool,
+    feed: ThreadFeed,
 }
 
 impl McapSource {
@@ -128,9 +126,7 @@ impl McapSource {
             })?;
         Ok(McapSource {
             name,
-            rx,
-            stats,
-            done: false,
+            feed: ThreadFeed::new(rx, stats),
         })
     }
 }
@@ -260,23 +256,10 @@ impl CameraSource for McapSource {
     }
 
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        if self.done {
-            return Ok(None);
-        }
-        match self.rx.recv() {
-            Ok(Ok(frame)) => Ok(Some(frame)),
-            Ok(Err(e)) => {
-                self.done = true;
-                Err(e)
-            }
-            Err(_) => {
-                self.done = true;
-                Ok(None)
-            }
-        }
+        self.feed.next_frame()
     }
 
     fn stats(&self) -> SourceStats {
-        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+        self.feed.stats()
     }
 }

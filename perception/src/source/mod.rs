@@ -96,6 +96,51 @@ pub(crate) fn skip_bad(
     tracing::warn!(source, frame, "skipping bad frame: {why}");
 }
 
+/// The receiving end of a source whose reader runs on its own thread (a bag reader, a camera
+/// driver): frames and a final error arrive over a bounded channel; the reader updates `stats`.
+pub(crate) struct ThreadFeed {
+    rx: std::sync::mpsc::Receiver<Result<Frame, SourceError>>,
+    stats: Arc<Mutex<SourceStats>>,
+    done: bool,
+}
+
+impl ThreadFeed {
+    /// Wraps the receiver and the counters the reader thread shares.
+    pub(crate) fn new(
+        rx: std::sync::mpsc::Receiver<Result<Frame, SourceError>>,
+        stats: Arc<Mutex<SourceStats>>,
+    ) -> Self {
+        ThreadFeed {
+            rx,
+            stats,
+            done: false,
+        }
+    }
+
+    /// The next frame; after an error or the reader's end, `Ok(None)` for good.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        if self.done {
+            return Ok(None);
+        }
+        match self.rx.recv() {
+            Ok(Ok(frame)) => Ok(Some(frame)),
+            Ok(Err(e)) => {
+                self.done = true;
+                Err(e)
+            }
+            Err(_) => {
+                self.done = true;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The reader's counters.
+    pub(crate) fn stats(&self) -> SourceStats {
+        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// How a running source is paced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pacing {

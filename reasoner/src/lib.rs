@@ -9,7 +9,9 @@
 //!   folders with (sharded) safetensors ([`Checkpoint`]);
 //! - the packed CPU kernels that keep quantized weights quantized in memory ([`quant`]);
 //! - tokenizers (from `tokenizer.json` or GGUF metadata) and Jinja chat templates;
-//! - sampling and generation: one prompt, or G samples sharing one prefill (GRPO).
+//! - sampling and generation: one prompt, or G samples sharing one prefill (GRPO);
+//! - the Embodied-R prompts ([`prompt`]), completion parsing ([`answer`]) and the episode
+//!   record with its crash-tolerant reader and trainer exports ([`episode`]).
 //!
 //! What it must not touch: cameras, frames, VLMs, networking, tokio. `perception` and this
 //! crate do not know about each other; the `agent` crate joins them.
@@ -29,17 +31,20 @@
 
 #![deny(unsafe_code)]
 
+pub mod answer;
 pub mod backend;
 mod cache;
 mod chat;
 mod config;
 mod cpu_attention;
+pub mod episode;
 mod error;
 mod generate;
 pub mod gguf;
 mod host;
 mod layers;
 mod model;
+pub mod prompt;
 pub mod quant;
 mod sampling;
 mod tokenizer;

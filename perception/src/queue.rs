@@ -65,6 +65,11 @@ impl<T> DropOldest<T> {
         dropped
     }
 
+    /// Whether the queue holds `capacity` items (the next push would drop one).
+    pub fn is_full(&self) -> bool {
+        self.lock().items.len() >= self.capacity
+    }
+
     /// Takes the oldest item, waiting up to `timeout`; `None` on timeout or when closed and empty.
     pub fn pop_timeout(&self, timeout: Duration) -> Option<T> {
         let deadline = Instant::now() + timeout;
@@ -103,6 +108,11 @@ impl<T> DropOldest<T> {
     pub fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_all();
+    }
+
+    /// Whether [`close`](Self::close) was called (items may still be waiting).
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     /// Items waiting.

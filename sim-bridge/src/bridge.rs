@@ -464,6 +464,13 @@ mod net {
 
     /// Opens a zenoh session.
     pub fn open(cfg: &NetConfig) -> Result<zenoh::Session, BridgeError> {
+        zenoh::open(zenoh_config(cfg)?)
+            .wait()
+            .map_err(z("opening the session"))
+    }
+
+    /// The zenoh configuration for `cfg` (for callers that open the session asynchronously).
+    pub fn zenoh_config(cfg: &NetConfig) -> Result<zenoh::Config, BridgeError> {
         let mut c = zenoh::Config::default();
         let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
         if let Some(mode) = &cfg.mode {
@@ -487,7 +494,7 @@ mod net {
             },
         )
         .map_err(z("scouting"))?;
-        zenoh::open(c).wait().map_err(z("opening the session"))
+        Ok(c)
     }
 
     /// A decoded subscription: its queue, the refused-message counter and the subscriber.

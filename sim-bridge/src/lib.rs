@@ -16,6 +16,7 @@
 pub mod bridge;
 pub mod dataset;
 pub mod describer;
+pub mod flight;
 pub mod math;
 pub mod preview;
 pub mod qa;
@@ -28,6 +29,7 @@ pub mod warp;
 
 pub use dataset::{GenerateConfig, SimError, Summary, generate};
 pub use describer::{DescriberErrors, SimDescriber};
+pub use flight::SimFlight;
 pub use render::{Camera, CameraPose, Render, render};
 pub use scene::{Scene, SceneKind};
 

@@ -144,7 +144,11 @@ impl ThreadFeed {
 /// How a running source is paced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pacing {
-    /// Deliver as fast as the source decodes (files, benchmarks).
+    /// Deliver frames as the source produces them and drop the oldest when the consumer falls
+    /// behind (live cameras: their clock is the world's).
+    Live,
+    /// Deliver as fast as the consumer takes frames (files, benchmarks): the source waits for
+    /// room in the queue instead of dropping frames.
     AsFastAsPossible,
     /// Deliver at the frames' own timestamps (replaying a recording as if live).
     RealTime,
@@ -234,6 +238,12 @@ pub fn spawn(
                                 );
                             }
                         }
+                        if pacing == Pacing::AsFastAsPossible {
+                            // Back-pressure: a file has no real time to keep up with.
+                            while q.is_full() && !st.load(Ordering::Relaxed) {
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                        }
                         q.push(frame);
                     }
                     Ok(None) => break Ok(()),
@@ -302,7 +312,7 @@ mod tests {
             n: 300,
             stats: SourceStats::default(),
         };
-        let running = spawn(Box::new(src), 4, Pacing::AsFastAsPossible).expect("thread");
+        let running = spawn(Box::new(src), 4, Pacing::Live).expect("thread");
         let queue = running.queue.clone();
         // Nobody reads until the source has finished: it must not block on the full queue.
         running.join().expect("ends cleanly");
@@ -315,6 +325,25 @@ mod tests {
         }
         // The newest frames survive.
         assert_eq!(left, vec![294, 295, 297, 298]);
+    }
+
+    #[test]
+    fn as_fast_as_possible_waits_for_the_consumer_and_loses_nothing() {
+        let src = Counter {
+            next: 0,
+            n: 60,
+            stats: SourceStats::default(),
+        };
+        let running = spawn(Box::new(src), 2, Pacing::AsFastAsPossible).expect("thread");
+        let queue = running.queue.clone();
+        let mut got = Vec::new();
+        while let Some(f) = queue.pop_timeout(Duration::from_secs(10)) {
+            got.push(f.seq);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        running.join().expect("ends cleanly");
+        assert_eq!(queue.stats().dropped, 0);
+        assert_eq!(got.len(), 40, "every good frame arrives: {got:?}");
     }
 
     #[test]

@@ -1,0 +1,705 @@
+//! Answering one question, synchronously: window → describer → prompt → LM → parse →
+//! consistency check → navigation hint, producing the [`Answer`] and its episode record.
+//! The runtime runs this on its worker thread; `episodes replay` runs it on recorded
+//! descriptions.
+
+use crate::answer::{Answer, Grounding, grounding_frames, nav_hint, pose_array};
+use crate::config::ReasonerConfig;
+use embodied_r_perception::buffer::{KeyFrame, WindowQuery};
+use embodied_r_perception::describe::Describer;
+use embodied_r_perception::video_text::{FrameDescription, assemble};
+use embodied_r_reasoner::answer::{choice_letter, parse_completion, reply_letter};
+use embodied_r_reasoner::episode::{
+    DescriptionRef, EpisodeRecord, FrameRef, NavHintRecord, Rewards, SCHEMA_VERSION,
+};
+use embodied_r_reasoner::prompt::{
+    REFERENCE_SYSTEM, SYSTEM_PROMPT, question_part, question_text, reference_message, user_message,
+};
+use embodied_r_reasoner::{
+    Completion, FinishReason, GenerationConfig, LanguageModel, LoadOptions, SamplingConfig,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// A refused or failed question: a stable code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct AskError {
+    /// `bad_request`, `too_large`, `deadline_unmeetable`, `deadline_exceeded`, `busy`,
+    /// `no_frames`, `describer_failed`, `model_failed`, `shutting_down`, `internal`.
+    pub code: &'static str,
+    /// What happened, naming the input.
+    pub message: String,
+}
+
+impl AskError {
+    /// A new error.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        AskError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The wire form: `{"error": {"code", "message"}}`.
+    pub fn to_json(&self, question_id: Option<&str>) -> serde_json::Value {
+        let mut v = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        if let Some(id) = question_id {
+            v["question_id"] = id.into();
+        }
+        v
+    }
+}
+
+/// A question accepted by the API.
+#[derive(Debug, Clone)]
+pub struct Question {
+    /// Runtime id (episode id).
+    pub id: String,
+    /// The stem.
+    pub question: String,
+    /// Options (empty: free-form).
+    pub choices: Vec<String>,
+    /// Which key frames.
+    pub window: WindowQuery,
+    /// Reply by then.
+    pub deadline: Instant,
+    /// The gold answer, when the asker knows it (simulator, evaluation).
+    pub ground_truth: Option<String>,
+    /// Dataset category, when known.
+    pub category: Option<String>,
+    /// When the API accepted it.
+    pub received: Instant,
+    /// Wall-clock time of arrival.
+    pub received_unix: f64,
+}
+
+/// The LM side, behind a trait so the runtime does not care about the backend.
+pub trait Reasoner: Send {
+    /// Model id recorded with answers.
+    fn id(&self) -> String;
+    /// Renders a system + user chat with the model's template, ready for generation.
+    fn render(&self, system: &str, user: &str) -> Result<String, String>;
+    /// Tokens in a rendered prompt.
+    fn count_tokens(&self, rendered: &str) -> Result<usize, String>;
+    /// Generates; `stop()` is polled after every token and ends generation early.
+    fn generate(
+        &self,
+        rendered: &str,
+        cfg: &GenerationConfig,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Completion, String>;
+}
+
+/// The reasoner crate's model as a [`Reasoner`].
+pub struct LmReasoner<B: embodied_r_reasoner::backend::Backend> {
+    lm: LanguageModel<B>,
+    id: String,
+}
+
+impl<B: embodied_r_reasoner::backend::Backend> LmReasoner<B> {
+    /// Loads `path` with `opts` on the backend's default device.
+    pub fn load(path: &std::path::Path, opts: &LoadOptions) -> Result<Self, String> {
+        let lm = LanguageModel::<B>::load(path, opts).map_err(|e| e.to_string())?;
+        let id = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        Ok(LmReasoner { lm, id })
+    }
+}
+
+impl<B: embodied_r_reasoner::backend::Backend> Reasoner for LmReasoner<B> {
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+
+    fn render(&self, system: &str, user: &str) -> Result<String, String> {
+        self.lm
+            .render_chat(&[("system", system), ("user", user)], true)
+            .map_err(|e| e.to_string())
+    }
+
+    fn count_tokens(&self, rendered: &str) -> Result<usize, String> {
+        self.lm
+            .encode_chat(rendered)
+            .map(|t| t.len())
+            .map_err(|e| e.to_string())
+    }
+
+    fn generate(
+        &self,
+        rendered: &str,
+        cfg: &GenerationConfig,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Completion, String> {
+        self.lm
+            .generate(rendered, cfg, |_| {
+                if stop() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Load options from the config's `weights` setting.
+pub fn load_options(weights: &str) -> LoadOptions {
+    use embodied_r_reasoner::{ActivationMode, WeightMode};
+    LoadOptions {
+        weights: match weights {
+            "dense" => WeightMode::Dense,
+            "packed" => WeightMode::Packed(ActivationMode::F32),
+            _ => WeightMode::Packed(ActivationMode::Q8),
+        },
+    }
+}
+
+/// The outcome of one question: the reply and the record to log.
+pub struct Outcome {
+    /// The answer or why there is none.
+    pub reply: Result<Answer, AskError>,
+    /// The episode record (also for failures).
+    pub record: EpisodeRecord,
+    /// The key frames used (the log stores them).
+    pub frames: Vec<KeyFrame>,
+}
+
+/// Answers questions with one describer and one LM.
+pub struct Engine {
+    reasoner: Box<dyn Reasoner>,
+    describer: Arc<dyn Describer>,
+    cfg: ReasonerConfig,
+    robot: String,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+impl Engine {
+    /// Joins a reasoner and a describer.
+    pub fn new(
+        reasoner: Box<dyn Reasoner>,
+        describer: Arc<dyn Describer>,
+        cfg: ReasonerConfig,
+        robot: String,
+    ) -> Self {
+        Engine {
+            reasoner,
+            describer,
+            cfg,
+            robot,
+        }
+    }
+
+    /// The LM's id.
+    pub fn model_id(&self) -> String {
+        self.reasoner.id()
+    }
+
+    /// The describer's label.
+    pub fn describer_label(&self) -> String {
+        self.describer.label()
+    }
+
+    /// The generation settings for answers.
+    pub fn generation(&self, seed: u64) -> GenerationConfig {
+        GenerationConfig {
+            max_tokens: self.cfg.max_tokens,
+            sampling: SamplingConfig {
+                temperature: self.cfg.temperature,
+                top_p: (self.cfg.top_p < 1.0).then_some(self.cfg.top_p),
+                seed,
+                ..SamplingConfig::default()
+            },
+            stop: vec!["</answer>".into()],
+            stop_on_eos: true,
+        }
+    }
+
+    /// Answers `q` over `window` (oldest first). `cancel` ends the work early (shutdown).
+    pub fn answer(&self, q: &Question, window: Vec<KeyFrame>, cancel: &AtomicBool) -> Outcome {
+        let mut timings = BTreeMap::new();
+        timings.insert("queue".to_string(), ms(q.received));
+        let qtext = question_text(&q.question, &q.choices);
+        let mut record = self.empty_record(q, &window);
+        if window.is_empty() {
+            let e = AskError::new(
+                "no_frames",
+                "no key frames in the requested window yet: the camera has not delivered any, or the window is too narrow",
+            );
+            record.error = Some(e.to_string());
+            return Outcome {
+                reply: Err(e),
+                record,
+                frames: window,
+            };
+        }
+        let t = Instant::now();
+        let descriptions =
+            match self
+                .describer
+                .describe(&window, &format!("Question: {qtext}"), q.deadline)
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    let code = if matches!(
+                        e,
+                        embodied_r_perception::describe::DescribeError::Deadline { .. }
+                    ) {
+                        "deadline_exceeded"
+                    } else {
+                        "describer_failed"
+                    };
+                    let e = AskError::new(code, e.to_string());
+                    record.error = Some(e.to_string());
+                    return Outcome {
+                        reply: Err(e),
+                        record,
+                        frames: window,
+                    };
+                }
+            };
+        timings.insert("describe".into(), ms(t));
+        record.descriptions = descriptions
+            .iter()
+            .map(|d| DescriptionRef {
+                action: d.action.clone(),
+                view: d.view.clone(),
+            })
+            .collect();
+        let stop_at = q.deadline;
+        let stop = || cancel.load(Ordering::Relaxed) || Instant::now() >= stop_at;
+        let gen_cfg = self.generation(self.cfg.seed);
+        let result = self.reason(
+            q,
+            &qtext,
+            &window,
+            &descriptions,
+            &gen_cfg,
+            &mut timings,
+            &mut record,
+            &stop,
+        );
+        timings.insert("total".into(), ms(q.received));
+        record.timings = timings.clone();
+        match result {
+            Ok(mut answer) => {
+                answer.timings = timings;
+                Outcome {
+                    reply: Ok(answer),
+                    record,
+                    frames: window,
+                }
+            }
+            Err(e) => {
+                record.error = Some(e.to_string());
+                Outcome {
+                    reply: Err(e),
+                    record,
+                    frames: window,
+                }
+            }
+        }
+    }
+
+    fn empty_record(&self, q: &Question, window: &[KeyFrame]) -> EpisodeRecord {
+        EpisodeRecord {
+            schema: SCHEMA_VERSION,
+            id: q.id.clone(),
+            robot: self.robot.clone(),
+            time_unix: q.received_unix,
+            question: q.question.clone(),
+            choices: q.choices.clone(),
+            category: q.category.clone(),
+            frames: window
+                .iter()
+                .map(|k| FrameRef {
+                    seq: k.seq,
+                    stamp: k.stamp,
+                    pose: k.pose.as_ref().map(pose_array),
+                    file: None,
+                })
+                .collect(),
+            descriptions: vec![],
+            system: SYSTEM_PROMPT.into(),
+            user: String::new(),
+            completion: String::new(),
+            choice: None,
+            text: String::new(),
+            think: None,
+            format_ok: false,
+            consistent: None,
+            reference_reply: None,
+            nav_hint: None,
+            ground_truth: q.ground_truth.clone(),
+            rewards: None,
+            model: self.reasoner.id(),
+            describer: self.describer.label(),
+            seed: self.cfg.seed,
+            temperature: self.cfg.temperature,
+            max_tokens: self.cfg.max_tokens,
+            timings: BTreeMap::new(),
+            error: None,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reason(
+        &self,
+        q: &Question,
+        qtext: &str,
+        window: &[KeyFrame],
+        descriptions: &[FrameDescription],
+        cfg: &GenerationConfig,
+        timings: &mut BTreeMap<String, f64>,
+        record: &mut EpisodeRecord,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Answer, AskError> {
+        let model_err =
+            |e: String| AskError::new("model_failed", format!("{}: {e}", self.reasoner.id()));
+        // Fit the prompt: drop the oldest descriptions after the first (the scene overview),
+        // never the system prompt or the question.
+        let t = Instant::now();
+        let mut kept: Vec<usize> = (0..descriptions.len()).collect();
+        let (user, rendered) = loop {
+            let ds: Vec<FrameDescription> = kept.iter().map(|&i| descriptions[i].clone()).collect();
+            let user = user_message(&assemble(&ds), qtext);
+            let rendered = self
+                .reasoner
+                .render(SYSTEM_PROMPT, &user)
+                .map_err(model_err)?;
+            let n = self.reasoner.count_tokens(&rendered).map_err(model_err)?;
+            if n <= self.cfg.max_prompt_tokens || kept.len() <= 1 {
+                if n > self.cfg.max_prompt_tokens {
+                    return Err(AskError::new(
+                        "too_large",
+                        format!(
+                            "the prompt needs {n} tokens even with one frame description; reasoner.max_prompt_tokens is {}",
+                            self.cfg.max_prompt_tokens
+                        ),
+                    ));
+                }
+                break (user, rendered);
+            }
+            kept.remove(1);
+        };
+        let trimmed = descriptions.len() - kept.len();
+        if trimmed > 0 {
+            tracing::warn!(
+                question = %q.id,
+                trimmed,
+                "left out the oldest {trimmed} frame descriptions to fit reasoner.max_prompt_tokens = {}",
+                self.cfg.max_prompt_tokens
+            );
+        }
+        timings.insert("prompt".into(), ms(t));
+        record.user = user.clone();
+        let t = Instant::now();
+        let completion = self
+            .reasoner
+            .generate(&rendered, cfg, stop)
+            .map_err(model_err)?;
+        timings.insert("generate".into(), ms(t));
+        timings.insert(
+            "prompt_tokens".into(),
+            completion.timings.prefill_tokens as f64,
+        );
+        timings.insert("completion_tokens".into(), completion.tokens.len() as f64);
+        if completion.finish == FinishReason::Cancelled {
+            return Err(if Instant::now() >= q.deadline {
+                AskError::new(
+                    "deadline_exceeded",
+                    format!(
+                        "the deadline passed while the LM was answering ({} tokens in)",
+                        completion.tokens.len()
+                    ),
+                )
+            } else {
+                AskError::new("shutting_down", "the runtime is shutting down")
+            });
+        }
+        let mut text = completion.text.clone();
+        if completion.finish == FinishReason::Stop {
+            text.push_str("</answer>");
+        }
+        record.completion = text.clone();
+        let parsed = parse_completion(&text);
+        let answer_text = parsed
+            .answer
+            .clone()
+            .unwrap_or_else(|| text.trim().to_string());
+        // Rewards read the <answer> block only ("strict"); the reply falls back to the whole
+        // text when the model wrote no answer block (format_ok says it did not).
+        let strict_choice = if q.choices.is_empty() {
+            None
+        } else {
+            parsed
+                .answer
+                .as_deref()
+                .and_then(|a| choice_letter(a, &q.choices))
+        };
+        let choice = strict_choice.or_else(|| {
+            (!q.choices.is_empty() && parsed.answer.is_none())
+                .then(|| choice_letter(&answer_text, &q.choices))
+                .flatten()
+        });
+        // The consistency check: does the think text alone lead a reference pass to the same
+        // option? Only for multiple choice; a missing think or choice is inconsistent.
+        let t = Instant::now();
+        let (consistent, reference_reply) = if !self.cfg.consistency || q.choices.is_empty() {
+            (None, None)
+        } else {
+            match (&parsed.think, choice) {
+                (Some(think), Some(c)) => {
+                    let msg = reference_message(&question_part(&user), think);
+                    let rendered = self
+                        .reasoner
+                        .render(REFERENCE_SYSTEM, &msg)
+                        .map_err(model_err)?;
+                    let mut rc = GenerationConfig::greedy(8);
+                    rc.stop = vec!["\n".into()];
+                    let reply = self
+                        .reasoner
+                        .generate(&rendered, &rc, stop)
+                        .map_err(model_err)?;
+                    if reply.finish == FinishReason::Cancelled {
+                        (None, Some(reply.text))
+                    } else {
+                        let letter = reply_letter(&reply.text);
+                        (Some(letter == Some(c)), Some(reply.text))
+                    }
+                }
+                _ => (Some(false), None),
+            }
+        };
+        timings.insert("consistency".into(), ms(t));
+        let option_text = choice
+            .and_then(|c| {
+                embodied_r_reasoner::prompt::LETTERS
+                    .iter()
+                    .position(|&l| l == c)
+            })
+            .and_then(|i| q.choices.get(i).cloned());
+        let target_text = option_text.unwrap_or_else(|| answer_text.clone());
+        let used: Vec<KeyFrame> = kept
+            .iter()
+            .filter_map(|&i| window.get(i).cloned())
+            .collect();
+        let used_desc: Vec<FrameDescription> =
+            kept.iter().map(|&i| descriptions[i].clone()).collect();
+        let (hint, cited) = nav_hint(&q.question, &target_text, &used, &used_desc);
+        let newest_age_s = window.last().map(|k| {
+            // Frame stamps are on the source's clock; live sources stamp with wall time.
+            let now = q.received_unix;
+            if k.stamp > 1e9 {
+                (now - k.stamp).max(0.0)
+            } else {
+                0.0
+            }
+        });
+        record.choice = choice.map(String::from);
+        record.text = answer_text.clone();
+        record.think = parsed.think.clone();
+        record.format_ok = parsed.format_ok;
+        record.consistent = consistent;
+        record.reference_reply = reference_reply;
+        record.nav_hint = Some(NavHintRecord {
+            action: hint.action.clone(),
+            target: hint.target.clone(),
+            reason: hint.reason.clone(),
+        });
+        record.rewards = q.ground_truth.as_deref().map(|gt| {
+            rewards(
+                gt,
+                strict_choice,
+                &answer_text,
+                parsed.format_ok,
+                consistent,
+            )
+        });
+        record
+            .frames
+            .retain(|f| used.iter().any(|k| k.seq == f.seq));
+        Ok(Answer {
+            question_id: q.id.clone(),
+            choice: choice.map(String::from),
+            text: answer_text,
+            think: parsed.think,
+            nav_hint: hint,
+            grounding: Grounding {
+                frames: grounding_frames(&used),
+                cited,
+                newest_age_s,
+                trimmed,
+            },
+            format_ok: parsed.format_ok,
+            consistent,
+            model: self.reasoner.id(),
+            describer: self.describer.label(),
+            timings: BTreeMap::new(),
+        })
+    }
+}
+
+/// Replays a recorded episode's descriptions (so `episodes replay` re-runs the LM on exactly
+/// what the describer said then).
+pub struct RecordedDescriber {
+    label: String,
+    descriptions: Vec<FrameDescription>,
+}
+
+impl RecordedDescriber {
+    /// The descriptions of `rec`.
+    pub fn new(rec: &EpisodeRecord) -> Self {
+        RecordedDescriber {
+            label: rec.describer.clone(),
+            descriptions: rec
+                .descriptions
+                .iter()
+                .map(|d| FrameDescription {
+                    action: d.action.clone(),
+                    view: d.view.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Describer for RecordedDescriber {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn describe(
+        &self,
+        window: &[KeyFrame],
+        _question: &str,
+        _deadline: Instant,
+    ) -> Result<Vec<FrameDescription>, embodied_r_perception::describe::DescribeError> {
+        if window.len() != self.descriptions.len() {
+            return Err(
+                embodied_r_perception::describe::DescribeError::Unsupported {
+                    describer: self.label.clone(),
+                    message: format!(
+                        "the record has {} descriptions for {} key frames",
+                        self.descriptions.len(),
+                        window.len()
+                    ),
+                },
+            );
+        }
+        Ok(self.descriptions.clone())
+    }
+}
+
+/// The question of a recorded episode, with a generous deadline.
+pub fn question_from_record(rec: &EpisodeRecord) -> Question {
+    let now = Instant::now();
+    Question {
+        id: rec.id.clone(),
+        question: rec.question.clone(),
+        choices: rec.choices.clone(),
+        window: WindowQuery::All,
+        deadline: now + std::time::Duration::from_secs(24 * 3600),
+        ground_truth: rec.ground_truth.clone(),
+        category: rec.category.clone(),
+        received: now,
+        received_unix: rec.time_unix,
+    }
+}
+
+/// The key frames of a recorded episode (JPEG bytes from the log when stored).
+pub fn window_from_record(rec: &EpisodeRecord, log_dir: &std::path::Path) -> Vec<KeyFrame> {
+    rec.frames
+        .iter()
+        .map(|f| {
+            let jpeg = f
+                .file
+                .as_ref()
+                .and_then(|p| std::fs::read(log_dir.join(p)).ok())
+                .unwrap_or_default();
+            let pose = f.pose.map(|p| {
+                nalgebra::Isometry3::from_parts(
+                    nalgebra::Translation3::new(p[0], p[1], p[2]),
+                    nalgebra::UnitQuaternion::from_quaternion(nalgebra::Quaternion::new(
+                        p[6], p[3], p[4], p[5],
+                    )),
+                )
+            });
+            KeyFrame {
+                seq: f.seq,
+                stamp: f.stamp,
+                width: 0,
+                height: 0,
+                pose,
+                jpeg: Arc::from(jpeg),
+            }
+        })
+        .collect()
+}
+
+/// Rewards against a gold answer: format, accuracy (letter match, or mean relative accuracy
+/// for numbers), consistency (requires accuracy, as the method's reward).
+pub fn rewards(
+    gold: &str,
+    choice: Option<char>,
+    answer_text: &str,
+    format_ok: bool,
+    consistent: Option<bool>,
+) -> Rewards {
+    let gold = gold.trim();
+    let accuracy = match gold.parse::<f64>() {
+        Ok(g) if choice.is_none() => first_number(answer_text)
+            .map(|p| embodied_r_sim::qa::mean_relative_accuracy(p, g))
+            .unwrap_or(0.0),
+        _ => f64::from(u8::from(
+            choice.is_some_and(|c| gold.eq_ignore_ascii_case(&c.to_string())),
+        )),
+    };
+    Rewards {
+        format: f64::from(u8::from(format_ok)),
+        accuracy,
+        consistency: consistent.map(|c| f64::from(u8::from(c && accuracy >= 1.0))),
+    }
+}
+
+/// The first decimal number in a text.
+fn first_number(s: &str) -> Option<f64> {
+    let mut start = None;
+    for (i, c) in s.char_indices() {
+        match (start, c.is_ascii_digit() || c == '.') {
+            (None, true) if c.is_ascii_digit() => start = Some(i),
+            (Some(st), false) => return s[st..i].trim_end_matches('.').parse().ok(),
+            _ => {}
+        }
+    }
+    start.and_then(|st| s[st..].trim_end_matches('.').parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewards_follow_the_method() {
+        let r = rewards("B", Some('B'), "B", true, Some(true));
+        assert_eq!((r.format, r.accuracy, r.consistency), (1.0, 1.0, Some(1.0)));
+        let r = rewards("B", Some('C'), "C", false, Some(true));
+        assert_eq!((r.format, r.accuracy, r.consistency), (0.0, 0.0, Some(0.0)));
+        let r = rewards("4", None, "about 4 m", true, None);
+        assert_eq!(r.accuracy, 1.0);
+        let r = rewards("10", None, "I count 5.", true, None);
+        assert!(r.accuracy < 0.2, "{r:?}");
+        assert_eq!(rewards("10", None, "many", true, None).accuracy, 0.0);
+        assert_eq!(first_number("x 2.5 m."), Some(2.5));
+        assert_eq!(first_number("7."), Some(7.0));
+    }
+}

@@ -1,15 +1,20 @@
 //! # embodied-r-launch
 //!
-//! The `embodied-r` command line: `chat`, `bench lm`, `fetch-model`, `keyframes` and `sim` today; the
-//! runtime, trainer and evaluator join as their crates arrive.
+//! The `embodied-r` command line: the runtime (`run`, `config check`, `demo`), its operator
+//! console (`ask`, `watch`), the episode log (`episodes`), `chat`, `bench`, `fetch-model`,
+//! `keyframes` and `sim`; the trainer and evaluator join as their crates arrive.
 //!
 //! Owns argument parsing, logging set-up, the model fetch and the benchmark harness. Must not
 //! hold model, perception or runtime logic: those live in the library crates this one calls.
 
 mod bench;
+mod bench_runtime;
 mod chat;
+mod demo;
+mod episodes_cli;
 mod fetch;
 mod keyframes;
+mod runtime_cli;
 mod sim;
 
 use std::path::PathBuf;
@@ -39,6 +44,21 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole product in one command: the simulator flies a scene, the runtime answers its
+    /// questions over zenoh with the default LM, and every answer is logged.
+    Demo(demo::DemoArgs),
+    /// Run the on-robot runtime (camera → key frames → describer → LM; zenoh ask API).
+    Run(runtime_cli::RunArgs),
+    /// Check a runtime configuration.
+    #[command(subcommand)]
+    Config(runtime_cli::ConfigCommand),
+    /// Ask a robot a question over zenoh (operator console).
+    Ask(runtime_cli::AskArgs),
+    /// Print a robot's status, answers and nav hints live.
+    Watch(runtime_cli::WatchArgs),
+    /// Read the episode log: ls, show, export for the trainer, replay.
+    #[command(subcommand)]
+    Episodes(episodes_cli::EpisodesCommand),
     /// Chat with a language model: streams the answer to stdout, speed to stderr.
     Chat(ChatArgs),
     /// Benchmarks.
@@ -60,6 +80,8 @@ pub enum BenchCommand {
     Lm(BenchArgs),
     /// Key-frame selection frames/s on a folder or video, optionally against OpenCV.
     Keyframes(keyframes::KeyframesBenchArgs),
+    /// The runtime's overhead outside model time: capture at 30 fps and ask → reply.
+    Runtime(bench_runtime::RuntimeBenchArgs),
 }
 
 /// How the model's matrices are kept (see the README's "Speed and exactness").
@@ -156,9 +178,16 @@ pub fn init_logging(verbose: u8) {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Demo(a) => demo::run(&a),
+        Command::Run(a) => runtime_cli::run(&a),
+        Command::Config(c) => runtime_cli::config(&c),
+        Command::Ask(a) => runtime_cli::ask_cmd(&a),
+        Command::Watch(a) => runtime_cli::watch(&a),
+        Command::Episodes(c) => episodes_cli::run(&c),
         Command::Chat(a) => chat::run(&a),
         Command::Bench(BenchCommand::Lm(a)) => bench::run(&a),
         Command::Bench(BenchCommand::Keyframes(a)) => keyframes::bench(&a),
+        Command::Bench(BenchCommand::Runtime(a)) => bench_runtime::run(&a),
         Command::Sim(c) => sim::run(&c),
         Command::Keyframes(a) => keyframes::run(&a),
         Command::FetchModel(a) => {

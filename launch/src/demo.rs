@@ -1,0 +1,257 @@
+//! `embodied-r demo`: the whole product in one command. The simulator flies a scene, the
+//! runtime runs on its camera with the sim describer and the configured LM, the scene's
+//! generated questions are asked over zenoh (a second session, on loopback), and each answer
+//! is printed with its think text, navigation hint and whether it is right. Every question is
+//! written to the episode log.
+
+#![allow(clippy::print_stdout)]
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use embodied_r_agent::client::ask;
+use embodied_r_agent::config::{Config, FsyncPolicy, Rate};
+use embodied_r_agent::engine::rewards;
+use embodied_r_agent::{AskRequest, Runtime};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// `embodied-r demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Simulated scene: city_NNNN (drone) or indoor_NNNN (ground robot).
+    #[arg(long, default_value = "indoor_0000")]
+    pub scene: String,
+    /// Video of the scene.
+    #[arg(long, default_value_t = 0)]
+    pub video: u32,
+    /// Simulator seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Ask at most this many of the scene's questions.
+    #[arg(long)]
+    pub questions: Option<usize>,
+    /// The LM.
+    #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    pub model: PathBuf,
+    /// Token budget per answer.
+    #[arg(long, default_value_t = 192)]
+    pub max_tokens: usize,
+    /// Episode log directory.
+    #[arg(long, default_value = "episodes/demo")]
+    pub log_dir: PathBuf,
+    /// Fly as fast as frames render instead of in real time (4 frames/s).
+    #[arg(long)]
+    pub fast: bool,
+    /// CPU threads for the LM.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Print one JSON object per question, then a summary object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn short(s: &str, n: usize) -> String {
+    let s = s.replace('\n', " ");
+    if s.chars().count() <= n {
+        s
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+/// Runs the demo.
+pub fn run(a: &DemoArgs) -> Result<()> {
+    if !a.model.exists() {
+        bail!(
+            "{} is missing: run `cargo run --release -p embodied-r-launch -- fetch-model` first",
+            a.model.display()
+        );
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .context("finding a free loopback port")?;
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let mut cfg = Config {
+        robot_id: "sim".into(),
+        ..Config::default()
+    };
+    cfg.source.scene = a.scene.clone();
+    cfg.source.video = a.video;
+    cfg.source.seed = a.seed;
+    cfg.source.rate = if a.fast { Rate::Max } else { Rate::Realtime };
+    cfg.keyframes.sample_fps = 0.0;
+    cfg.reasoner.model = a.model.clone();
+    cfg.reasoner.max_tokens = a.max_tokens;
+    cfg.reasoner.threads = a.threads;
+    cfg.zenoh.listen = vec![endpoint.clone()];
+    cfg.zenoh.multicast = false;
+    cfg.log.dir = a.log_dir.clone();
+    cfg.log.fsync = FsyncPolicy::Always;
+    cfg.api.queue = 64;
+    let runtime = Runtime::new(cfg).context("preparing the simulated flight")?;
+    let flight = runtime
+        .flight()
+        .context("the demo needs the simulator source")?
+        .clone();
+    let mut questions = flight.questions.clone();
+    if let Some(n) = a.questions {
+        questions.truncate(n);
+    }
+    let keys = runtime.keys();
+    if !a.json {
+        println!(
+            "Flying {} ({} frames at 4 fps, {} questions); the runtime answers over zenoh at {}",
+            flight.video_id,
+            flight.frames.len(),
+            questions.len(),
+            keys.ask
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(runtime.run(
+            async move {
+                let _ = stop_rx.await;
+            },
+            move |_| {
+                let _ = ready_tx.send(());
+            },
+        ));
+        if ready_rx.await.is_err() {
+            return match server.await {
+                Ok(Err(e)) => Err(anyhow::Error::new(e).context("starting the runtime")),
+                _ => Err(anyhow::anyhow!("the runtime stopped while starting")),
+            };
+        }
+        let net = embodied_r_sim::bridge::NetConfig {
+            mode: Some("peer".into()),
+            connect: vec![endpoint.clone()],
+            listen: vec![],
+            multicast_scouting: false,
+        };
+        let session = zenoh::open(embodied_r_sim::bridge::zenoh_config(&net)?)
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the console's zenoh session: {e}"))?;
+        // Wait for the flight to end (status says so), showing progress.
+        let status = session
+            .declare_subscriber(keys.status.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("subscribing to {}: {e}", keys.status))?;
+        let t0 = Instant::now();
+        loop {
+            let s = tokio::time::timeout(Duration::from_secs(30), status.recv_async())
+                .await
+                .context("no status from the runtime for 30 s")?
+                .map_err(|e| anyhow::anyhow!("status subscription: {e}"))?;
+            let v: serde_json::Value = serde_json::from_slice(&s.payload().to_bytes())?;
+            if !a.json {
+                print!(
+                    "\r  camera: {:>3} frames, {:>2} key frames ({:.0} s)",
+                    v["source"]["frames"],
+                    v["keyframes"]["kept"],
+                    t0.elapsed().as_secs_f64()
+                );
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            }
+            if v["source"]["ended"].as_bool() == Some(true) {
+                if !a.json {
+                    println!();
+                }
+                break;
+            }
+        }
+        let (mut right, mut scored, mut fmt, mut cons, mut cons_n) = (0.0f64, 0usize, 0usize, 0usize, 0usize);
+        for (i, q) in questions.iter().enumerate() {
+            let req = AskRequest {
+                question: q.stem.clone(),
+                choices: (!q.choices.is_empty()).then(|| q.choices.clone()),
+                window: None,
+                deadline_ms: Some(600_000),
+                ground_truth: Some(q.answer.clone()),
+                category: Some(q.category.clone()),
+            };
+            let v = ask(&session, &keys.ask, &req, Duration::from_secs(600)).await?;
+            if let Some(e) = v.get("error") {
+                println!("Q{}: refused: {e}", i + 1);
+                continue;
+            }
+            let choice = v["choice"].as_str().and_then(|c| c.chars().next());
+            let text = v["text"].as_str().unwrap_or("");
+            let format_ok = v["format_ok"].as_bool() == Some(true);
+            let consistent = v["consistent"].as_bool();
+            let r = rewards(&q.answer, choice, text, format_ok, consistent);
+            right += r.accuracy;
+            scored += 1;
+            fmt += usize::from(format_ok);
+            if let Some(c) = consistent {
+                cons_n += 1;
+                cons += usize::from(c);
+            }
+            if a.json {
+                println!("{}", serde_json::json!({"question": q.embodied_r_text(), "category": q.category, "truth": q.answer, "reply": v, "accuracy": r.accuracy}));
+                continue;
+            }
+            println!("\nQ{} [{}] {}", i + 1, q.category, q.stem);
+            for (k, c) in q.choices.iter().enumerate() {
+                println!("    {}. {c}", embodied_r_reasoner::prompt::LETTERS[k]);
+            }
+            println!("  think:    {}", short(v["think"].as_str().unwrap_or("(none)"), 160));
+            println!(
+                "  answer:   {} — {} (truth: {})",
+                short(text, 60),
+                if r.accuracy >= 1.0 { "right".to_string() } else if r.accuracy > 0.0 { format!("partly right, {:.2}", r.accuracy) } else { "wrong".to_string() },
+                q.answer
+            );
+            println!(
+                "  nav hint: {} ({})",
+                v["nav_hint"]["action"].as_str().unwrap_or("?"),
+                v["nav_hint"]["reason"].as_str().unwrap_or("")
+            );
+            println!(
+                "  format {}, consistent {}, {:.1} s",
+                if format_ok { "ok" } else { "broken" },
+                consistent.map(|c| if c { "yes" } else { "no" }).unwrap_or("n/a"),
+                v["timings"]["total"].as_f64().unwrap_or(0.0) / 1e3
+            );
+        }
+        let _ = session.close().await;
+        let _ = stop_tx.send(());
+        let summary = server
+            .await
+            .map_err(|e| anyhow::anyhow!("the runtime task failed: {e}"))??;
+        let acc = if scored > 0 { right / scored as f64 } else { 0.0 };
+        let out = serde_json::json!({
+            "questions": questions.len(),
+            "answered": scored,
+            "accuracy": acc,
+            "format_rate": if scored > 0 { fmt as f64 / scored as f64 } else { 0.0 },
+            "consistency_rate": if cons_n > 0 { Some(cons as f64 / cons_n as f64) } else { None },
+            "episodes_logged": summary.log_records,
+            "log_dir": a.log_dir,
+            "frames": summary.frames,
+            "keyframes": summary.keyframes,
+        });
+        if a.json {
+            println!("{out}");
+        } else {
+            println!(
+                "\n{} of {} questions answered; accuracy {:.0}%, format {:.0}%, consistent {}; {} episodes in {} (embodied-r episodes ls --dir {})",
+                scored,
+                questions.len(),
+                acc * 100.0,
+                out["format_rate"].as_f64().unwrap_or(0.0) * 100.0,
+                out["consistency_rate"].as_f64().map(|c| format!("{:.0}%", c * 100.0)).unwrap_or_else(|| "n/a".into()),
+                summary.log_records,
+                a.log_dir.display(),
+                a.log_dir.display()
+            );
+        }
+        Ok(())
+    })
+}

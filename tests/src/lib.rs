@@ -1,0 +1,248 @@
+//! Helpers for the end-to-end tests in `tests/tests/`: where the `embodied-r` binary and the
+//! fetched model are, free loopback ports, and a runtime process that is stopped (SIGTERM, then
+//! kill) when the test ends. The tests themselves drive the real binary and real zenoh peers on
+//! loopback only; nothing here fakes a peer.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The `embodied-r` binary built beside this test (`cargo test --workspace` builds it).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> → target/<profile>/embodied-r
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let bin = dir.join("embodied-r");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p embodied-r-launch` (or `cargo test --workspace`, which builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// The fetched default model.
+pub fn model() -> PathBuf {
+    let p = workspace().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo run -p embodied-r-launch -- fetch-model` first",
+        p.display()
+    );
+    p
+}
+
+/// A TCP port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// A child process with its stdout lines on a channel; SIGTERM then kill on drop.
+pub struct Proc {
+    /// The child.
+    pub child: Child,
+    /// stdout lines.
+    pub lines: Receiver<String>,
+    /// stderr, collected on a thread (read with [`Proc::stderr`] after exit).
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Proc {
+    /// Starts `bin args…` with extra environment.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(binary());
+        cmd.args(args)
+            .current_dir(workspace())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {args:?}: {e}"));
+        // Bounded: the runtime prints a few lines (ready, summary), never a stream.
+        let (tx, lines) = sync_channel(4096);
+        if let Some(out) = child.stdout.take() {
+            let _ = std::thread::Builder::new()
+                .name("child stdout".into())
+                .spawn(move || {
+                    for line in BufReader::new(out).lines().map_while(Result::ok) {
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                });
+        }
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(err) = child.stderr.take() {
+            let s = stderr.clone();
+            let _ = std::thread::Builder::new()
+                .name("child stderr".into())
+                .spawn(move || {
+                    for line in BufReader::new(err).lines().map_while(Result::ok) {
+                        if let Ok(mut g) = s.lock() {
+                            g.push_str(&line);
+                            g.push('\n');
+                        }
+                    }
+                });
+        }
+        Proc {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// Waits for a stdout line containing `needle`; panics with stderr after `timeout`.
+    pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => {
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        panic!(
+                            "process exited ({status}) before printing {needle:?}; stderr:\n{}",
+                            self.stderr()
+                        );
+                    }
+                    if Instant::now() >= end {
+                        panic!(
+                            "no {needle:?} within {timeout:?}; stderr:\n{}",
+                            self.stderr()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits for exit up to `timeout`, returning the exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Remaining stdout lines (after exit).
+    pub fn drain(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+            if self.wait_exit(Duration::from_secs(10)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+/// Runs the binary to completion, returning (exit code, stdout, stderr).
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(binary());
+    cmd.args(args).current_dir(workspace());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A runtime config for tests: the sim source at full speed, a small LM budget, a log in
+/// `dir`, listening on `port`, no multicast.
+pub fn sim_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"robot_id = "sim"
+
+[source]
+kind = "sim"
+scene = "indoor_0000"
+width = 160
+height = 120
+actions = 6
+rate = "max"
+
+[keyframes]
+sample_fps = 0.0
+
+[buffer]
+window_max = 4
+
+[describer]
+kind = "sim"
+
+[reasoner]
+model = "{model}"
+max_tokens = 24
+threads = 1
+
+[zenoh]
+listen = ["tcp/127.0.0.1:{port}"]
+multicast = false
+status_period_ms = 200
+
+[log]
+dir = "{log}"
+fsync = "never"
+{extra}
+"#,
+        model = model().display(),
+        log = dir.join("episodes").display(),
+    );
+    let p = dir.join("runtime.toml");
+    std::fs::write(&p, text).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+    p
+}

@@ -105,6 +105,8 @@ impl CaptureStats {
 pub struct CaptureConfig {
     /// Frames per second considered (0 = all).
     pub sample_fps: f64,
+    /// Keep a sampled frame anyway when the last key frame is this many seconds older (0 = off).
+    pub max_gap_s: f64,
     /// Selector settings.
     pub selector: SelectorConfig,
     /// JPEG quality of key frames.
@@ -124,6 +126,7 @@ pub fn run_capture(
     let mut selector = KeyFrameSelector::new(cfg.selector.clone());
     let period = (cfg.sample_fps > 0.0).then(|| 1.0 / cfg.sample_fps);
     let mut last_sampled: Option<f64> = None;
+    let mut last_kept: Option<f64> = None;
     loop {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -138,6 +141,7 @@ pub fn run_capture(
         // A source that restarts its clock (a looped file) restarts sampling too.
         if last_sampled.is_some_and(|l| frame.stamp < l) {
             last_sampled = None;
+            last_kept = None;
         }
         let due = match (period, last_sampled) {
             (Some(p), Some(l)) => frame.stamp - l >= p - 1e-6,
@@ -146,8 +150,17 @@ pub fn run_capture(
         let mut kept = None;
         if due {
             last_sampled = Some(frame.stamp);
-            let decision = selector.push_frame(&frame);
-            if decision.keep {
+            let mut keep = selector.push_frame(&frame).keep;
+            if !keep
+                && cfg.max_gap_s > 0.0
+                && last_kept.is_some_and(|k| frame.stamp - k >= cfg.max_gap_s)
+            {
+                // Too long without a key frame: make this one the new reference.
+                selector.reset();
+                keep = selector.push_frame(&frame).keep;
+            }
+            if keep {
+                last_kept = Some(frame.stamp);
                 match encode_jpeg(frame.width, frame.height, &frame.rgb, cfg.jpeg_quality) {
                     Ok(jpeg) => {
                         let kf = KeyFrame {
@@ -215,6 +228,7 @@ mod tests {
     struct Moving {
         i: u64,
         n: u64,
+        step: u64,
     }
 
     impl CameraSource for Moving {
@@ -229,7 +243,7 @@ mod tests {
                 return Ok(None);
             }
             let (w, h) = (160u32, 120u32);
-            let shift = (self.i * 12) as u32;
+            let shift = (self.i * self.step) as u32;
             let mut rgb = Vec::with_capacity((w * h * 3) as usize);
             for y in 0..h {
                 for x in 0..w {
@@ -250,7 +264,11 @@ mod tests {
     #[test]
     fn samples_selects_and_buffers() {
         let src = spawn(
-            Box::new(Moving { i: 0, n: 40 }),
+            Box::new(Moving {
+                i: 0,
+                n: 40,
+                step: 12,
+            }),
             64,
             Pacing::AsFastAsPossible,
         )
@@ -262,6 +280,7 @@ mod tests {
             src,
             CaptureConfig {
                 sample_fps: 2.0,
+                max_gap_s: 0.0,
                 selector: SelectorConfig::default(),
                 jpeg_quality: 80,
             },
@@ -280,5 +299,37 @@ mod tests {
         assert_eq!(s.kept as usize, seen.len());
         assert_eq!(buffer.lock().unwrap().len(), seen.len());
         assert!(s.snapshot().per_frame_ms.is_some());
+    }
+
+    #[test]
+    fn a_still_view_still_leaves_a_key_frame_every_max_gap() {
+        let src = spawn(
+            Box::new(Moving {
+                i: 0,
+                n: 35,
+                step: 0,
+            }),
+            8,
+            Pacing::AsFastAsPossible,
+        )
+        .unwrap();
+        let buffer = Arc::new(Mutex::new(KeyFrameBuffer::new(BufferLimits::default())));
+        let stats = Arc::new(Mutex::new(CaptureStats::default()));
+        let mut seen = Vec::new();
+        run_capture(
+            src,
+            CaptureConfig {
+                sample_fps: 0.0,
+                max_gap_s: 1.0,
+                selector: SelectorConfig::default(),
+                jpeg_quality: 80,
+            },
+            buffer,
+            stats,
+            Arc::new(AtomicBool::new(false)),
+            |kf| seen.push(kf.seq),
+        );
+        // 10 frames per second of stamps, nothing moves: frames 0, 10, 20, 30.
+        assert_eq!(seen, [0, 10, 20, 30]);
     }
 }

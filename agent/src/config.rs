@@ -149,6 +149,9 @@ pub struct KeyframeConfig {
     pub sample_fps: f64,
     /// Keep a frame when its view overlap with the last key frame is below this.
     pub keep_below: f64,
+    /// Also keep a frame when no key frame was kept for this many seconds (0 = never), so a
+    /// slow pan still leaves a trail of key frames to answer from.
+    pub max_gap_s: f64,
     /// Publish every key frame on `<prefix>/keyframes`.
     pub publish: bool,
 }
@@ -158,6 +161,7 @@ impl Default for KeyframeConfig {
         KeyframeConfig {
             sample_fps: 1.0,
             keep_below: 0.5,
+            max_gap_s: 2.0,
             publish: true,
         }
     }
@@ -699,6 +703,13 @@ impl Config {
                 "keyframes.sample_fps",
                 k.sample_fps.to_string(),
                 "0 (every frame) or a positive rate",
+            );
+        }
+        if !(k.max_gap_s.is_finite() && k.max_gap_s >= 0.0) {
+            return bad(
+                "keyframes.max_gap_s",
+                k.max_gap_s.to_string(),
+                "0 (off) or a positive number of seconds",
             );
         }
         if !(k.keep_below > 0.0 && k.keep_below <= 1.0) {

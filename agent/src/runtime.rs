@@ -331,6 +331,7 @@ impl Runtime {
             let publish = cfg.keyframes.publish;
             let ccfg = CaptureConfig {
                 sample_fps: cfg.keyframes.sample_fps,
+                max_gap_s: cfg.keyframes.max_gap_s,
                 selector: SelectorConfig {
                     keep_below: cfg.keyframes.keep_below,
                     ..SelectorConfig::default()

@@ -79,6 +79,7 @@ pub fn run(a: &RuntimeBenchArgs) -> Result<()> {
         running,
         CaptureConfig {
             sample_fps: a.sample_fps,
+            max_gap_s: 2.0,
             selector: SelectorConfig::default(),
             jpeg_quality: 90,
         },

@@ -234,6 +234,45 @@ async fn answers_over_zenoh_logs_episodes_replays_and_shuts_down_cleanly() {
     assert_ne!(code, 0);
     assert!(err.contains("no episode `no-such-id`"), "{err}");
 
+    // The console's live view sees the status publication.
+    let c2 = connect.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        run(
+            &[
+                "watch",
+                "--connect",
+                &c2,
+                "--no-multicast",
+                "--json",
+                "--count",
+                "2",
+                "--seconds",
+                "30",
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let status = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["key"] == "robots/sim/embodied-r/status")
+        .unwrap_or_else(|| panic!("no status in watch output: {out}"));
+    assert!(
+        status["value"]["asks"]["answered"].as_u64().unwrap() >= 3,
+        "{status}"
+    );
+    assert_eq!(
+        status["value"]["models"]["describer"],
+        "sim-ground-truth-describer"
+    );
+    assert!(
+        status["value"]["keyframes"]["buffered"].as_u64().unwrap() >= 2,
+        "{status}"
+    );
+
     // SIGTERM with a question in flight: the question still gets a reply, the process exits 0.
     let pending = {
         let s2 = session(port).await;

@@ -40,8 +40,8 @@ pub struct Grounding {
     pub frames: Vec<GroundingFrame>,
     /// Sequence numbers of the frames whose descriptions mention the answer's target.
     pub cited: Vec<u64>,
-    /// Seconds between the newest key frame's capture and the question, by the source clock
-    /// when the source is live; how stale the answer's evidence is.
+    /// How stale the evidence is: seconds since the newest key frame of the window was captured
+    /// (when the runtime knows it).
     pub newest_age_s: Option<f64>,
     /// Frames whose descriptions were left out to fit the LM's context (oldest first).
     pub trimmed: usize,

@@ -6,7 +6,6 @@ use crate::stats::{Latencies, RateMeter};
 use embodied_r_perception::buffer::{KeyFrame, KeyFrameBuffer};
 use embodied_r_perception::keyframe::{KeyFrameSelector, SelectorConfig};
 use embodied_r_perception::source::RunningSource;
-use embodied_r_perception::source::decode::encode_jpeg;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -161,16 +160,8 @@ pub fn run_capture(
             }
             if keep {
                 last_kept = Some(frame.stamp);
-                match encode_jpeg(frame.width, frame.height, &frame.rgb, cfg.jpeg_quality) {
-                    Ok(jpeg) => {
-                        let kf = KeyFrame {
-                            seq: frame.seq,
-                            stamp: frame.stamp,
-                            width: frame.width,
-                            height: frame.height,
-                            pose: frame.pose,
-                            jpeg: jpeg.into(),
-                        };
+                match KeyFrame::from_frame(&frame, cfg.jpeg_quality) {
+                    Ok(kf) => {
                         buffer
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
@@ -261,15 +252,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn samples_selects_and_buffers() {
+    /// Runs the capture loop over `n` frames moving `step` pixels per frame; returns the key
+    /// frames seen, the stats and the buffer.
+    fn capture(
+        n: u64,
+        step: u64,
+        sample_fps: f64,
+        max_gap_s: f64,
+    ) -> (
+        Vec<u64>,
+        Arc<Mutex<CaptureStats>>,
+        Arc<Mutex<KeyFrameBuffer>>,
+    ) {
         let src = spawn(
-            Box::new(Moving {
-                i: 0,
-                n: 40,
-                step: 12,
-            }),
-            64,
+            Box::new(Moving { i: 0, n, step }),
+            8,
             Pacing::AsFastAsPossible,
         )
         .unwrap();
@@ -279,8 +276,8 @@ mod tests {
         run_capture(
             src,
             CaptureConfig {
-                sample_fps: 2.0,
-                max_gap_s: 0.0,
+                sample_fps,
+                max_gap_s,
                 selector: SelectorConfig::default(),
                 jpeg_quality: 80,
             },
@@ -289,6 +286,12 @@ mod tests {
             Arc::new(AtomicBool::new(false)),
             |kf| seen.push(kf.seq),
         );
+        (seen, stats, buffer)
+    }
+
+    #[test]
+    fn samples_selects_and_buffers() {
+        let (seen, stats, buffer) = capture(40, 12, 2.0, 0.0);
         let mut s = stats.lock().unwrap();
         assert_eq!(s.frames_in, 40);
         // 4 s of stamps at 2 fps sampling: frames 0, 5, 10, ... 35
@@ -303,33 +306,14 @@ mod tests {
 
     #[test]
     fn a_still_view_still_leaves_a_key_frame_every_max_gap() {
-        let src = spawn(
-            Box::new(Moving {
-                i: 0,
-                n: 35,
-                step: 0,
-            }),
-            8,
-            Pacing::AsFastAsPossible,
-        )
-        .unwrap();
-        let buffer = Arc::new(Mutex::new(KeyFrameBuffer::new(BufferLimits::default())));
-        let stats = Arc::new(Mutex::new(CaptureStats::default()));
-        let mut seen = Vec::new();
-        run_capture(
-            src,
-            CaptureConfig {
-                sample_fps: 0.0,
-                max_gap_s: 1.0,
-                selector: SelectorConfig::default(),
-                jpeg_quality: 80,
-            },
-            buffer,
-            stats,
-            Arc::new(AtomicBool::new(false)),
-            |kf| seen.push(kf.seq),
-        );
+        let (seen, _, _) = capture(35, 0, 0.0, 1.0);
         // 10 frames per second of stamps, nothing moves: frames 0, 10, 20, 30.
         assert_eq!(seen, [0, 10, 20, 30]);
+        let (seen, _, _) = capture(35, 0, 0.0, 0.0);
+        assert_eq!(
+            seen,
+            [0],
+            "without max_gap_s a still view keeps only its first frame"
+        );
     }
 }

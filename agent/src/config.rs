@@ -434,6 +434,10 @@ impl Default for Config {
     }
 }
 
+/// `EMBODIED_R_*` variables the command line reads for itself; they are not configuration
+/// keys (`run --config`, `fetch-model`'s Python, the console's robot id).
+pub const CLI_VARIABLES: [&str; 3] = ["EMBODIED_R_CONFIG", "EMBODIED_R_PYTHON", "EMBODIED_R_ROBOT"];
+
 /// Builds a [`Config`] from layers, remembering where each key was set.
 #[derive(Debug, Default)]
 pub struct ConfigLoader {
@@ -481,13 +485,12 @@ impl ConfigLoader {
             .collect();
         vars.sort();
         for (name, raw) in vars {
+            if CLI_VARIABLES.contains(&name.as_str()) {
+                continue;
+            }
             let key = name["EMBODIED_R_".len()..]
                 .to_lowercase()
                 .replace("__", ".");
-            // Variables the CLI itself reads are not configuration keys.
-            if matches!(key.as_str(), "log" | "config") {
-                continue;
-            }
             self.set(&key, &raw, format!("from environment variable {name}"))?;
         }
         Ok(self)
@@ -880,6 +883,8 @@ mod tests {
                 ("EMBODIED_R_API__QUEUE", "5"),
                 ("EMBODIED_R_ZENOH__LISTEN", "[\"tcp/127.0.0.1:7000\"]"),
                 ("OTHER", "x"),
+                ("EMBODIED_R_CONFIG", "x.toml"),
+                ("EMBODIED_R_ROBOT", "other"),
             ],
             &["reasoner.max_tokens=32"],
         )

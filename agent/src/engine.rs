@@ -228,46 +228,67 @@ impl Engine {
     pub fn answer(&self, q: &Question, window: Vec<KeyFrame>, cancel: &AtomicBool) -> Outcome {
         let mut timings = BTreeMap::new();
         timings.insert("queue".to_string(), ms(q.received));
-        let qtext = question_text(&q.question, &q.choices);
         let mut record = self.empty_record(q, &window);
+        let result = self.describe_and_reason(q, &window, cancel, &mut timings, &mut record);
+        timings.insert("total".into(), ms(q.received));
+        record.timings = timings.clone();
+        let reply = match result {
+            Ok(mut answer) => {
+                answer.timings = timings;
+                Ok(answer)
+            }
+            Err(e) => {
+                record.error = Some(e.to_string());
+                Err(e)
+            }
+        };
+        Outcome {
+            reply,
+            record,
+            frames: window,
+        }
+    }
+
+    fn describe_and_reason(
+        &self,
+        q: &Question,
+        window: &[KeyFrame],
+        cancel: &AtomicBool,
+        timings: &mut BTreeMap<String, f64>,
+        record: &mut EpisodeRecord,
+    ) -> Result<Answer, AskError> {
+        use embodied_r_perception::describe::DescribeError;
         if window.is_empty() {
-            let e = AskError::new(
+            return Err(AskError::new(
                 "no_frames",
                 "no key frames in the requested window yet: the camera has not delivered any, or the window is too narrow",
-            );
-            record.error = Some(e.to_string());
-            return Outcome {
-                reply: Err(e),
-                record,
-                frames: window,
-            };
+            ));
         }
+        let qtext = question_text(&q.question, &q.choices);
         let t = Instant::now();
-        let descriptions =
-            match self
-                .describer
-                .describe(&window, &format!("Question: {qtext}"), q.deadline)
-            {
-                Ok(d) => d,
-                Err(e) => {
-                    let code = if matches!(
-                        e,
-                        embodied_r_perception::describe::DescribeError::Deadline { .. }
-                    ) {
-                        "deadline_exceeded"
-                    } else {
-                        "describer_failed"
-                    };
-                    let e = AskError::new(code, e.to_string());
-                    record.error = Some(e.to_string());
-                    return Outcome {
-                        reply: Err(e),
-                        record,
-                        frames: window,
-                    };
-                }
-            };
+        let descriptions = self
+            .describer
+            .describe(window, &format!("Question: {qtext}"), q.deadline)
+            .map_err(|e| {
+                let code = if matches!(e, DescribeError::Deadline { .. }) {
+                    "deadline_exceeded"
+                } else {
+                    "describer_failed"
+                };
+                AskError::new(code, e.to_string())
+            })?;
         timings.insert("describe".into(), ms(t));
+        if descriptions.len() != window.len() {
+            return Err(AskError::new(
+                "describer_failed",
+                format!(
+                    "{} returned {} descriptions for {} key frames",
+                    self.describer.label(),
+                    descriptions.len(),
+                    window.len()
+                ),
+            ));
+        }
         record.descriptions = descriptions
             .iter()
             .map(|d| DescriptionRef {
@@ -278,36 +299,16 @@ impl Engine {
         let stop_at = q.deadline;
         let stop = || cancel.load(Ordering::Relaxed) || Instant::now() >= stop_at;
         let gen_cfg = self.generation(self.cfg.seed);
-        let result = self.reason(
+        self.reason(
             q,
             &qtext,
-            &window,
+            window,
             &descriptions,
             &gen_cfg,
-            &mut timings,
-            &mut record,
+            timings,
+            record,
             &stop,
-        );
-        timings.insert("total".into(), ms(q.received));
-        record.timings = timings.clone();
-        match result {
-            Ok(mut answer) => {
-                answer.timings = timings;
-                Outcome {
-                    reply: Ok(answer),
-                    record,
-                    frames: window,
-                }
-            }
-            Err(e) => {
-                record.error = Some(e.to_string());
-                Outcome {
-                    reply: Err(e),
-                    record,
-                    frames: window,
-                }
-            }
-        }
+        )
     }
 
     fn empty_record(&self, q: &Question, window: &[KeyFrame]) -> EpisodeRecord {
@@ -496,15 +497,6 @@ impl Engine {
         let used_desc: Vec<FrameDescription> =
             kept.iter().map(|&i| descriptions[i].clone()).collect();
         let (hint, cited) = nav_hint(&q.question, &target_text, &used, &used_desc);
-        let newest_age_s = window.last().map(|k| {
-            // Frame stamps are on the source's clock; live sources stamp with wall time.
-            let now = q.received_unix;
-            if k.stamp > 1e9 {
-                (now - k.stamp).max(0.0)
-            } else {
-                0.0
-            }
-        });
         record.choice = choice.map(String::from);
         record.text = answer_text.clone();
         record.think = parsed.think.clone();
@@ -537,7 +529,8 @@ impl Engine {
             grounding: Grounding {
                 frames: grounding_frames(&used),
                 cited,
-                newest_age_s,
+                // The runtime fills this in: it knows when the capture kept each frame.
+                newest_age_s: None,
                 trimmed,
             },
             format_ok: parsed.format_ok,
@@ -687,6 +680,236 @@ fn first_number(s: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    /// Replies with scripted completions; a token is four characters.
+    struct Scripted(Mutex<VecDeque<&'static str>>);
+
+    impl Reasoner for Scripted {
+        fn id(&self) -> String {
+            "scripted".into()
+        }
+        fn render(&self, system: &str, user: &str) -> Result<String, String> {
+            Ok(format!("[{system}][{user}]"))
+        }
+        fn count_tokens(&self, rendered: &str) -> Result<usize, String> {
+            Ok(rendered.len() / 4)
+        }
+        fn generate(
+            &self,
+            _: &str,
+            cfg: &GenerationConfig,
+            stop: &dyn Fn() -> bool,
+        ) -> Result<Completion, String> {
+            let reply = self.0.lock().unwrap().pop_front().ok_or("script ran out")?;
+            let (text, finish) = if stop() {
+                (String::new(), FinishReason::Cancelled)
+            } else if let Some(i) = cfg.stop.iter().find_map(|s| reply.find(s.as_str())) {
+                (reply[..i].to_string(), FinishReason::Stop)
+            } else {
+                (reply.to_string(), FinishReason::Eos)
+            };
+            Ok(Completion {
+                tokens: vec![0; text.len() / 4],
+                text,
+                finish,
+                timings: Default::default(),
+            })
+        }
+    }
+
+    struct Fixed(Vec<FrameDescription>);
+
+    impl Describer for Fixed {
+        fn label(&self) -> String {
+            "fixed".into()
+        }
+        fn describe(
+            &self,
+            _: &[KeyFrame],
+            _: &str,
+            _: Instant,
+        ) -> Result<Vec<FrameDescription>, embodied_r_perception::describe::DescribeError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn kf(seq: u64) -> KeyFrame {
+        KeyFrame {
+            seq,
+            stamp: seq as f64,
+            width: 1,
+            height: 1,
+            pose: None,
+            jpeg: Arc::from(vec![0u8]),
+        }
+    }
+
+    fn engine(script: &[&'static str], views: &[&str], cfg: ReasonerConfig) -> Engine {
+        let d = views
+            .iter()
+            .enumerate()
+            .map(|(i, v)| FrameDescription {
+                action: (i > 0).then(|| "Move forward".to_string()),
+                view: v.to_string(),
+            })
+            .collect();
+        Engine::new(
+            Box::new(Scripted(Mutex::new(script.iter().copied().collect()))),
+            Arc::new(Fixed(d)),
+            cfg,
+            "r".into(),
+        )
+    }
+
+    fn question(choices: &[&str], deadline_s: f64) -> Question {
+        let now = Instant::now();
+        Question {
+            id: "q".into(),
+            question: "Which is on my left?".into(),
+            choices: choices.iter().map(|c| c.to_string()).collect(),
+            window: WindowQuery::All,
+            deadline: now + std::time::Duration::from_secs_f64(deadline_s),
+            ground_truth: Some("B".into()),
+            category: None,
+            received: now,
+            received_unix: 0.0,
+        }
+    }
+
+    const VIEWS: [&str; 3] = [
+        "I see a lamp ahead.",
+        "Newly visible: a red sofa to the left, about 2.0 m away.",
+        "No new objects.",
+    ];
+
+    #[test]
+    fn a_consistent_grounded_answer() {
+        let e = engine(
+            &[
+                "<think>the sofa is on the left</think>\n<answer>B. the sofa</answer>",
+                "B",
+            ],
+            &VIEWS,
+            ReasonerConfig::default(),
+        );
+        let out = e.answer(
+            &question(&["the lamp", "the sofa"], 60.0),
+            vec![kf(0), kf(4), kf(9)],
+            &AtomicBool::new(false),
+        );
+        let a = out.reply.unwrap();
+        assert_eq!(a.choice.as_deref(), Some("B"));
+        assert!(a.format_ok);
+        assert_eq!(a.consistent, Some(true));
+        assert_eq!(a.nav_hint.action, "rotate left");
+        assert_eq!(a.grounding.cited, [4]);
+        assert_eq!(a.grounding.frames.len(), 3);
+        let r = out.record;
+        assert_eq!(
+            r.completion,
+            "<think>the sofa is on the left</think>\n<answer>B. the sofa</answer>"
+        );
+        assert_eq!(r.reference_reply.as_deref(), Some("B"));
+        let w = r.rewards.unwrap();
+        assert_eq!((w.format, w.accuracy, w.consistency), (1.0, 1.0, Some(1.0)));
+        assert!(r.user.contains("Video content:") && r.user.contains("B. the sofa"));
+    }
+
+    #[test]
+    fn a_reference_pass_that_disagrees_is_inconsistent() {
+        let e = engine(
+            &["<think>hmm</think><answer>B</answer>", "A"],
+            &VIEWS,
+            ReasonerConfig::default(),
+        );
+        let a = e
+            .answer(
+                &question(&["the lamp", "the sofa"], 60.0),
+                vec![kf(0), kf(4), kf(9)],
+                &AtomicBool::new(false),
+            )
+            .reply
+            .unwrap();
+        assert_eq!(a.consistent, Some(false));
+        // free-form questions skip the check
+        let e = engine(
+            &["<think>x</think><answer>the sofa</answer>"],
+            &VIEWS,
+            ReasonerConfig::default(),
+        );
+        let a = e
+            .answer(
+                &question(&[], 60.0),
+                vec![kf(0), kf(4), kf(9)],
+                &AtomicBool::new(false),
+            )
+            .reply
+            .unwrap();
+        assert_eq!((a.choice, a.consistent), (None, None));
+        assert_eq!(a.nav_hint.action, "rotate left");
+    }
+
+    #[test]
+    fn long_video_text_is_trimmed_not_the_question() {
+        let long: Vec<String> = (0..40)
+            .map(|i| format!("Newly visible: object number {i} far away in the distance."))
+            .collect();
+        let views: Vec<&str> = long.iter().map(String::as_str).collect();
+        let cfg = ReasonerConfig {
+            max_prompt_tokens: 400,
+            consistency: false,
+            ..ReasonerConfig::default()
+        };
+        let e = engine(&["<think>t</think><answer>A</answer>"], &views, cfg);
+        let window: Vec<KeyFrame> = (0..40).map(kf).collect();
+        let out = e.answer(
+            &question(&["x", "y"], 60.0),
+            window,
+            &AtomicBool::new(false),
+        );
+        let a = out.reply.unwrap();
+        assert!(a.grounding.trimmed > 0);
+        assert_eq!(a.grounding.frames.len() + a.grounding.trimmed, 40);
+        // the first frame (the scene overview) and the newest frames stay
+        assert_eq!(a.grounding.frames[0].seq, 0);
+        assert_eq!(a.grounding.frames.last().unwrap().seq, 39);
+        assert!(
+            out.record
+                .user
+                .ends_with("Which is on my left?\nChoices:\nA. x\nB. y")
+        );
+    }
+
+    #[test]
+    fn deadlines_and_bad_describers_fail_with_codes() {
+        let e = engine(
+            &["<think>t</think><answer>A</answer>"],
+            &VIEWS,
+            ReasonerConfig::default(),
+        );
+        let out = e.answer(
+            &question(&["x", "y"], 0.0),
+            vec![kf(0), kf(4), kf(9)],
+            &AtomicBool::new(false),
+        );
+        assert_eq!(out.reply.unwrap_err().code, "deadline_exceeded");
+        assert!(out.record.error.is_some());
+        let e = engine(&[], &VIEWS, ReasonerConfig::default());
+        let out = e.answer(
+            &question(&["x", "y"], 60.0),
+            vec![kf(0)],
+            &AtomicBool::new(false),
+        );
+        assert_eq!(out.reply.unwrap_err().code, "describer_failed");
+        let out = e.answer(
+            &question(&["x", "y"], 60.0),
+            vec![],
+            &AtomicBool::new(false),
+        );
+        assert_eq!(out.reply.unwrap_err().code, "no_frames");
+    }
 
     #[test]
     fn rewards_follow_the_method() {

@@ -350,6 +350,9 @@ impl Runtime {
                 .map_err(|e| AgentError::Thread("capture", e))?
         };
 
+        // However `run` ends (an error while starting included), the capture thread stops.
+        let _stop_capture_on_exit = StopOnDrop(stop_capture.clone());
+
         // Worker thread: owns the LM and the episode log.
         let cancel = Arc::new(AtomicBool::new(false));
         let worker = {
@@ -630,6 +633,15 @@ fn load_reasoner(_: &Config) -> Result<Box<dyn Reasoner>, String> {
     Err("this build has no CPU backend for the LM (build with the `flex` feature)".into())
 }
 
+/// Sets a flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// What the API does with a query.
 enum Admission {
     /// Reply now (an error).
@@ -758,6 +770,7 @@ fn worker_loop(
         let reply = match &mut outcome.reply {
             Ok(a) => {
                 a.timings.insert("window".into(), window_ms);
+                a.grounding.newest_age_s = evidence_age_s(shared, &outcome.frames);
                 shared.api.answered.fetch_add(1, Ordering::Relaxed);
                 let mut st = shared.stages.lock().unwrap_or_else(PoisonError::into_inner);
                 st.record("service", service_ms);
@@ -811,6 +824,24 @@ fn worker_loop(
             }
         }
     }
+}
+
+/// How old the newest key frame of `window` is: the time since the capture thread kept the
+/// buffer's newest key frame, plus how much older (source clock) the window's newest one is.
+fn evidence_age_s(shared: &Shared, window: &[KeyFrame]) -> Option<f64> {
+    let last = window.last()?;
+    let kept_at = shared
+        .capture
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .newest_keyframe_at?;
+    let newest_stamp = shared
+        .buffer
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .newest()
+        .map(|k| k.stamp)?;
+    Some(kept_at.elapsed().as_secs_f64() + (newest_stamp - last.stamp).max(0.0))
 }
 
 fn status_json(shared: &Shared, cfg: &Config) -> serde_json::Value {

@@ -9,6 +9,7 @@
 
 #![allow(clippy::print_stdout)]
 
+use crate::inproc::{InProcess, loopback_endpoint, tokio_runtime};
 use anyhow::{Context, Result};
 use clap::Args;
 use embodied_r_agent::capture::{CaptureConfig, CaptureStats, run_capture};
@@ -157,10 +158,7 @@ fn ask_overhead(a: &RuntimeBenchArgs) -> Result<serde_json::Value> {
             a.model.display()
         );
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let endpoint = loopback_endpoint()?;
     let mut cfg = Config {
         robot_id: "bench".into(),
         ..Config::default()
@@ -177,35 +175,11 @@ fn ask_overhead(a: &RuntimeBenchArgs) -> Result<serde_json::Value> {
     cfg.log.fsync = FsyncPolicy::Always;
     let runtime = Runtime::new(cfg)?;
     let keys = runtime.keys();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = tokio_runtime()?;
     let asks = a.asks;
     let max_tokens = a.max_tokens;
     rt.block_on(async move {
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(runtime.run(
-            async move {
-                let _ = stop_rx.await;
-            },
-            move |_| {
-                let _ = ready_tx.send(());
-            },
-        ));
-        ready_rx
-            .await
-            .map_err(|_| anyhow::anyhow!("the runtime did not start"))?;
-        let net = embodied_r_sim::bridge::NetConfig {
-            mode: Some("peer".into()),
-            connect: vec![endpoint],
-            listen: vec![],
-            multicast_scouting: false,
-        };
-        let session = zenoh::open(embodied_r_sim::bridge::zenoh_config(&net)?)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let inproc = InProcess::start(runtime, &endpoint).await?;
         let req = AskRequest {
             question: "Which is closer to me, the door or the window?".into(),
             choices: Some(vec!["the door".into(), "the window".into()]),
@@ -219,7 +193,7 @@ fn ask_overhead(a: &RuntimeBenchArgs) -> Result<serde_json::Value> {
         let t_end = Instant::now() + Duration::from_secs(600);
         while done < asks && Instant::now() < t_end {
             let t = Instant::now();
-            let v = ask(&session, &keys.ask, &req, Duration::from_secs(120)).await?;
+            let v = ask(&inproc.session, &keys.ask, &req, Duration::from_secs(120)).await?;
             let ms = t.elapsed().as_secs_f64() * 1e3;
             if v["error"]["code"] == "no_frames" {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -239,9 +213,7 @@ fn ask_overhead(a: &RuntimeBenchArgs) -> Result<serde_json::Value> {
             }
             done += 1;
         }
-        let _ = session.close().await;
-        let _ = stop_tx.send(());
-        let _ = server.await;
+        inproc.stop().await?;
         Ok(serde_json::json!({
             "asks": done,
             "overhead_ms": over.percentiles(),

@@ -6,6 +6,7 @@
 
 #![allow(clippy::print_stdout)]
 
+use crate::inproc::{InProcess, loopback_endpoint, one_line, tokio_runtime};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use embodied_r_agent::client::ask;
@@ -50,15 +51,6 @@ pub struct DemoArgs {
     pub json: bool,
 }
 
-fn short(s: &str, n: usize) -> String {
-    let s = s.replace('\n', " ");
-    if s.chars().count() <= n {
-        s
-    } else {
-        format!("{}…", s.chars().take(n - 1).collect::<String>())
-    }
-}
-
 /// Runs the demo.
 pub fn run(a: &DemoArgs) -> Result<()> {
     if !a.model.exists() {
@@ -67,11 +59,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             a.model.display()
         );
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .context("finding a free loopback port")?;
-    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let endpoint = loopback_endpoint()?;
     let mut cfg = Config {
         robot_id: "sim".into(),
         ..Config::default()
@@ -108,36 +96,10 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             keys.ask
         );
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = tokio_runtime()?;
     rt.block_on(async move {
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(runtime.run(
-            async move {
-                let _ = stop_rx.await;
-            },
-            move |_| {
-                let _ = ready_tx.send(());
-            },
-        ));
-        if ready_rx.await.is_err() {
-            return match server.await {
-                Ok(Err(e)) => Err(anyhow::Error::new(e).context("starting the runtime")),
-                _ => Err(anyhow::anyhow!("the runtime stopped while starting")),
-            };
-        }
-        let net = embodied_r_sim::bridge::NetConfig {
-            mode: Some("peer".into()),
-            connect: vec![endpoint.clone()],
-            listen: vec![],
-            multicast_scouting: false,
-        };
-        let session = zenoh::open(embodied_r_sim::bridge::zenoh_config(&net)?)
-            .await
-            .map_err(|e| anyhow::anyhow!("opening the console's zenoh session: {e}"))?;
+        let inproc = InProcess::start(runtime, &endpoint).await?;
+        let session = &inproc.session;
         // Wait for the flight to end (status says so), showing progress.
         let status = session
             .declare_subscriber(keys.status.clone())
@@ -176,9 +138,13 @@ pub fn run(a: &DemoArgs) -> Result<()> {
                 ground_truth: Some(q.answer.clone()),
                 category: Some(q.category.clone()),
             };
-            let v = ask(&session, &keys.ask, &req, Duration::from_secs(600)).await?;
+            let v = ask(session, &keys.ask, &req, Duration::from_secs(600)).await?;
             if let Some(e) = v.get("error") {
-                println!("Q{}: refused: {e}", i + 1);
+                if a.json {
+                    println!("{}", serde_json::json!({"question": q.embodied_r_text(), "category": q.category, "truth": q.answer, "reply": v}));
+                } else {
+                    println!("Q{}: refused: {e}", i + 1);
+                }
                 continue;
             }
             let choice = v["choice"].as_str().and_then(|c| c.chars().next());
@@ -201,10 +167,10 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             for (k, c) in q.choices.iter().enumerate() {
                 println!("    {}. {c}", embodied_r_reasoner::prompt::LETTERS[k]);
             }
-            println!("  think:    {}", short(v["think"].as_str().unwrap_or("(none)"), 160));
+            println!("  think:    {}", one_line(v["think"].as_str().unwrap_or("(none)"), 160));
             println!(
                 "  answer:   {} — {} (truth: {})",
-                short(text, 60),
+                one_line(text, 60),
                 if r.accuracy >= 1.0 { "right".to_string() } else if r.accuracy > 0.0 { format!("partly right, {:.2}", r.accuracy) } else { "wrong".to_string() },
                 q.answer
             );
@@ -220,11 +186,8 @@ pub fn run(a: &DemoArgs) -> Result<()> {
                 v["timings"]["total"].as_f64().unwrap_or(0.0) / 1e3
             );
         }
-        let _ = session.close().await;
-        let _ = stop_tx.send(());
-        let summary = server
-            .await
-            .map_err(|e| anyhow::anyhow!("the runtime task failed: {e}"))??;
+        drop(status);
+        let summary = inproc.stop().await?;
         let acc = if scored > 0 { right / scored as f64 } else { 0.0 };
         let out = serde_json::json!({
             "questions": questions.len(),

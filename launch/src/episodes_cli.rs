@@ -2,6 +2,7 @@
 
 #![allow(clippy::print_stdout)]
 
+use crate::inproc::one_line;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use embodied_r_agent::config::{Config, ConfigLoader};
@@ -111,15 +112,6 @@ fn correct(r: &EpisodeRecord) -> Option<bool> {
     r.rewards.map(|w| w.accuracy >= 1.0)
 }
 
-fn short(s: &str, n: usize) -> String {
-    let s = s.replace('\n', " ");
-    if s.chars().count() <= n {
-        s
-    } else {
-        format!("{}…", s.chars().take(n - 1).collect::<String>())
-    }
-}
-
 /// Runs an `episodes` subcommand.
 pub fn run(c: &EpisodesCommand) -> Result<()> {
     match c {
@@ -154,7 +146,7 @@ pub fn run(c: &EpisodesCommand) -> Result<()> {
                 println!("{} episodes in {}", contents.records.len(), dir.display());
                 for r in &contents.records {
                     let verdict = match (correct(r), &r.error) {
-                        (_, Some(e)) => format!("error: {}", short(e, 40)),
+                        (_, Some(e)) => format!("error: {}", one_line(e, 40)),
                         (Some(true), _) => "right".into(),
                         (Some(false), _) => "wrong".into(),
                         (None, _) => "-".into(),
@@ -162,7 +154,7 @@ pub fn run(c: &EpisodesCommand) -> Result<()> {
                     println!(
                         "{:<28} {:<48} {:>3} {:<6} {}",
                         r.id,
-                        short(&r.question, 48),
+                        one_line(&r.question, 48),
                         r.choice.clone().unwrap_or_else(|| "-".into()),
                         if r.format_ok { "fmt ok" } else { "fmt -" },
                         verdict
@@ -265,13 +257,13 @@ pub fn run(c: &EpisodesCommand) -> Result<()> {
                     "recorded  [{}] choice {:?}: {}",
                     rec.model,
                     rec.choice,
-                    short(&rec.completion, 200)
+                    one_line(&rec.completion, 200)
                 );
                 println!(
                     "replayed  [{}] choice {:?}: {}",
                     new.model,
                     new.choice,
-                    short(&new.completion, 200)
+                    one_line(&new.completion, 200)
                 );
                 if same {
                     println!("identical: the replay reproduces the recorded completion exactly");

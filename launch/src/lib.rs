@@ -13,6 +13,7 @@ mod chat;
 mod demo;
 mod episodes_cli;
 mod fetch;
+mod inproc;
 mod keyframes;
 mod runtime_cli;
 mod sim;

@@ -2,6 +2,7 @@
 
 #![allow(clippy::print_stdout)]
 
+use crate::inproc::{session_to, tokio_runtime};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use embodied_r_agent::client::ask;
@@ -74,14 +75,6 @@ async fn shutdown_signal() {
     }
 }
 
-fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
 /// `run`: prints `ready {json}` once it serves, `summary {json}` at exit.
 pub fn run(a: &RunArgs) -> Result<()> {
     let cfg = load(&a.config, &a.sets, &a.listen, &a.connect)
@@ -145,16 +138,7 @@ impl NetArgs {
     }
 
     async fn open(&self) -> Result<zenoh::Session> {
-        let net = embodied_r_sim::bridge::NetConfig {
-            mode: Some("peer".into()),
-            connect: self.connect.clone(),
-            listen: vec![],
-            multicast_scouting: !self.no_multicast,
-        };
-        let cfg = embodied_r_sim::bridge::zenoh_config(&net)?;
-        zenoh::open(cfg)
-            .await
-            .map_err(|e| anyhow::anyhow!("opening a zenoh session: {e}"))
+        session_to(self.connect.clone(), !self.no_multicast).await
     }
 }
 

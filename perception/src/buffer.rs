@@ -25,6 +25,22 @@ pub struct KeyFrame {
     pub jpeg: Arc<[u8]>,
 }
 
+impl KeyFrame {
+    /// A key frame from a frame, JPEG-encoded at `quality` (encode outside any lock: it is the
+    /// slow part).
+    pub fn from_frame(frame: &Frame, quality: u8) -> Result<KeyFrame, DecodeError> {
+        let jpeg = encode_jpeg(frame.width, frame.height, &frame.rgb, quality)?;
+        Ok(KeyFrame {
+            seq: frame.seq,
+            stamp: frame.stamp,
+            width: frame.width,
+            height: frame.height,
+            pose: frame.pose,
+            jpeg: jpeg.into(),
+        })
+    }
+}
+
 /// Caps of a [`KeyFrameBuffer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BufferLimits {
@@ -94,20 +110,7 @@ impl KeyFrameBuffer {
 
     /// JPEG-encodes a frame and adds it.
     pub fn push_frame(&mut self, frame: &Frame) -> Result<(), DecodeError> {
-        let jpeg = encode_jpeg(
-            frame.width,
-            frame.height,
-            &frame.rgb,
-            self.limits.jpeg_quality,
-        )?;
-        self.push(KeyFrame {
-            seq: frame.seq,
-            stamp: frame.stamp,
-            width: frame.width,
-            height: frame.height,
-            pose: frame.pose,
-            jpeg: jpeg.into(),
-        });
+        self.push(KeyFrame::from_frame(frame, self.limits.jpeg_quality)?);
         Ok(())
     }
 

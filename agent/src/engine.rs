@@ -10,7 +10,7 @@ use embodied_r_perception::describe::Describer;
 use embodied_r_perception::video_text::{FrameDescription, assemble};
 use embodied_r_reasoner::answer::{choice_letter, parse_completion, reply_letter};
 use embodied_r_reasoner::episode::{
-    DescriptionRef, EpisodeRecord, FrameRef, NavHintRecord, Rewards, SCHEMA_VERSION,
+    DescriptionRef, EpisodeRecord, FrameRef, NavHintRecord, Rewards,
 };
 use embodied_r_reasoner::prompt::{
     REFERENCE_SYSTEM, SYSTEM_PROMPT, question_part, question_text, reference_message, user_message,
@@ -313,11 +313,7 @@ impl Engine {
 
     fn empty_record(&self, q: &Question, window: &[KeyFrame]) -> EpisodeRecord {
         EpisodeRecord {
-            schema: SCHEMA_VERSION,
-            id: q.id.clone(),
-            robot: self.robot.clone(),
             time_unix: q.received_unix,
-            question: q.question.clone(),
             choices: q.choices.clone(),
             category: q.category.clone(),
             frames: window
@@ -329,26 +325,14 @@ impl Engine {
                     file: None,
                 })
                 .collect(),
-            descriptions: vec![],
             system: SYSTEM_PROMPT.into(),
-            user: String::new(),
-            completion: String::new(),
-            choice: None,
-            text: String::new(),
-            think: None,
-            format_ok: false,
-            consistent: None,
-            reference_reply: None,
-            nav_hint: None,
             ground_truth: q.ground_truth.clone(),
-            rewards: None,
             model: self.reasoner.id(),
             describer: self.describer.label(),
             seed: self.cfg.seed,
             temperature: self.cfg.temperature,
             max_tokens: self.cfg.max_tokens,
-            timings: BTreeMap::new(),
-            error: None,
+            ..EpisodeRecord::new(&q.id, &self.robot, &q.question)
         }
     }
 

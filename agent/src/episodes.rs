@@ -246,45 +246,18 @@ impl EpisodeLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use embodied_r_reasoner::episode::{FrameRef, SCHEMA_VERSION, read_log};
-    use std::collections::BTreeMap;
+    use embodied_r_reasoner::episode::{FrameRef, read_log};
     use std::sync::Arc;
 
     fn record(id: &str, pad: usize) -> EpisodeRecord {
         EpisodeRecord {
-            schema: SCHEMA_VERSION,
-            id: id.into(),
-            robot: "r".into(),
-            time_unix: 0.0,
-            question: "q".repeat(pad),
-            choices: vec![],
-            category: None,
             frames: vec![FrameRef {
                 seq: 5,
                 stamp: 1.25,
                 pose: None,
                 file: None,
             }],
-            descriptions: vec![],
-            system: String::new(),
-            user: String::new(),
-            completion: String::new(),
-            choice: None,
-            text: String::new(),
-            think: None,
-            format_ok: false,
-            consistent: None,
-            reference_reply: None,
-            nav_hint: None,
-            ground_truth: None,
-            rewards: None,
-            model: "m".into(),
-            describer: "d".into(),
-            seed: 0,
-            temperature: 0.0,
-            max_tokens: 1,
-            timings: BTreeMap::new(),
-            error: None,
+            ..EpisodeRecord::new(id, "r", "q".repeat(pad))
         }
     }
 

@@ -125,6 +125,47 @@ pub struct EpisodeRecord {
     pub error: Option<String>,
 }
 
+impl EpisodeRecord {
+    /// A record of question `id` with nothing answered yet: every other field empty, `None`
+    /// or zero (the runtime fills it in stage by stage).
+    pub fn new(
+        id: impl Into<String>,
+        robot: impl Into<String>,
+        question: impl Into<String>,
+    ) -> Self {
+        EpisodeRecord {
+            schema: SCHEMA_VERSION,
+            id: id.into(),
+            robot: robot.into(),
+            time_unix: 0.0,
+            question: question.into(),
+            choices: vec![],
+            category: None,
+            frames: vec![],
+            descriptions: vec![],
+            system: String::new(),
+            user: String::new(),
+            completion: String::new(),
+            choice: None,
+            text: String::new(),
+            think: None,
+            format_ok: false,
+            consistent: None,
+            reference_reply: None,
+            nav_hint: None,
+            ground_truth: None,
+            rewards: None,
+            model: String::new(),
+            describer: String::new(),
+            seed: 0,
+            temperature: 0.0,
+            max_tokens: 0,
+            timings: BTreeMap::new(),
+            error: None,
+        }
+    }
+}
+
 /// Why a log could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum EpisodeError {
@@ -313,44 +354,21 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    pub(crate) fn record(id: &str) -> EpisodeRecord {
+    fn record(id: &str) -> EpisodeRecord {
         EpisodeRecord {
-            schema: SCHEMA_VERSION,
-            id: id.into(),
-            robot: "sim".into(),
-            time_unix: 1.0,
-            question: "Where is the door?".into(),
             choices: vec!["left".into(), "right".into()],
-            category: None,
             frames: vec![FrameRef {
                 seq: 3,
                 stamp: 0.75,
                 pose: Some([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]),
                 file: Some(format!("frames/{id}/000003.jpg")),
             }],
-            descriptions: vec![DescriptionRef {
-                action: None,
-                view: "I see a door.".into(),
-            }],
             system: "sys".into(),
             user: "user".into(),
             completion: "<think>x</think><answer>A</answer>".into(),
             choice: Some("A".into()),
-            text: "A".into(),
-            think: Some("x".into()),
-            format_ok: true,
-            consistent: Some(true),
-            reference_reply: Some("A".into()),
-            nav_hint: None,
             ground_truth: Some("A".into()),
-            rewards: None,
-            model: "m".into(),
-            describer: "d".into(),
-            seed: 7,
-            temperature: 0.0,
-            max_tokens: 64,
-            timings: BTreeMap::new(),
-            error: None,
+            ..EpisodeRecord::new(id, "sim", "Where is the door?")
         }
     }
 

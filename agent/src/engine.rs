@@ -84,12 +84,13 @@ pub trait Reasoner: Send {
     fn id(&self) -> String;
     /// Renders a system + user chat with the model's template, ready for generation.
     fn render(&self, system: &str, user: &str) -> Result<String, String>;
-    /// Tokens in a rendered prompt.
-    fn count_tokens(&self, rendered: &str) -> Result<usize, String>;
-    /// Generates; `stop()` is polled after every token and ends generation early.
+    /// Token ids of a rendered prompt (the engine sizes the prompt with them, then generates
+    /// from them: one tokenization per prompt).
+    fn encode(&self, rendered: &str) -> Result<Vec<u32>, String>;
+    /// Generates from prompt ids; `stop()` is polled after every token and ends generation early.
     fn generate(
         &self,
-        rendered: &str,
+        prompt: &[u32],
         cfg: &GenerationConfig,
         stop: &dyn Fn() -> bool,
     ) -> Result<Completion, String>;
@@ -124,21 +125,18 @@ impl<B: embodied_r_reasoner::backend::Backend> Reasoner for LmReasoner<B> {
             .map_err(|e| e.to_string())
     }
 
-    fn count_tokens(&self, rendered: &str) -> Result<usize, String> {
-        self.lm
-            .encode_chat(rendered)
-            .map(|t| t.len())
-            .map_err(|e| e.to_string())
+    fn encode(&self, rendered: &str) -> Result<Vec<u32>, String> {
+        self.lm.encode_chat(rendered).map_err(|e| e.to_string())
     }
 
     fn generate(
         &self,
-        rendered: &str,
+        prompt: &[u32],
         cfg: &GenerationConfig,
         stop: &dyn Fn() -> bool,
     ) -> Result<Completion, String> {
         self.lm
-            .generate(rendered, cfg, |_| {
+            .generate_ids(prompt, cfg, |_| {
                 if stop() {
                     ControlFlow::Break(())
                 } else {
@@ -354,14 +352,15 @@ impl Engine {
         // never the system prompt or the question.
         let t = Instant::now();
         let mut kept: Vec<usize> = (0..descriptions.len()).collect();
-        let (user, rendered) = loop {
+        let (user, prompt_ids) = loop {
             let ds: Vec<FrameDescription> = kept.iter().map(|&i| descriptions[i].clone()).collect();
             let user = user_message(&assemble(&ds), qtext);
             let rendered = self
                 .reasoner
                 .render(SYSTEM_PROMPT, &user)
                 .map_err(model_err)?;
-            let n = self.reasoner.count_tokens(&rendered).map_err(model_err)?;
+            let ids = self.reasoner.encode(&rendered).map_err(model_err)?;
+            let n = ids.len();
             if n <= self.cfg.max_prompt_tokens || kept.len() <= 1 {
                 if n > self.cfg.max_prompt_tokens {
                     return Err(AskError::new(
@@ -372,7 +371,7 @@ impl Engine {
                         ),
                     ));
                 }
-                break (user, rendered);
+                break (user, ids);
             }
             kept.remove(1);
         };
@@ -390,7 +389,7 @@ impl Engine {
         let t = Instant::now();
         let completion = self
             .reasoner
-            .generate(&rendered, cfg, stop)
+            .generate(&prompt_ids, cfg, stop)
             .map_err(model_err)?;
         timings.insert("generate".into(), ms(t));
         timings.insert(
@@ -449,12 +448,10 @@ impl Engine {
                         .reasoner
                         .render(REFERENCE_SYSTEM, &msg)
                         .map_err(model_err)?;
+                    let ids = self.reasoner.encode(&rendered).map_err(model_err)?;
                     let mut rc = GenerationConfig::greedy(8);
                     rc.stop = vec!["\n".into()];
-                    let reply = self
-                        .reasoner
-                        .generate(&rendered, &rc, stop)
-                        .map_err(model_err)?;
+                    let reply = self.reasoner.generate(&ids, &rc, stop).map_err(model_err)?;
                     if reply.finish == FinishReason::Cancelled {
                         (None, Some(reply.text))
                     } else {
@@ -677,12 +674,12 @@ mod tests {
         fn render(&self, system: &str, user: &str) -> Result<String, String> {
             Ok(format!("[{system}][{user}]"))
         }
-        fn count_tokens(&self, rendered: &str) -> Result<usize, String> {
-            Ok(rendered.len() / 4)
+        fn encode(&self, rendered: &str) -> Result<Vec<u32>, String> {
+            Ok(vec![0; rendered.len() / 4])
         }
         fn generate(
             &self,
-            _: &str,
+            _: &[u32],
             cfg: &GenerationConfig,
             stop: &dyn Fn() -> bool,
         ) -> Result<Completion, String> {

@@ -9,9 +9,7 @@ use embodied_r_perception::buffer::{KeyFrame, WindowQuery};
 use embodied_r_perception::describe::Describer;
 use embodied_r_perception::video_text::{FrameDescription, assemble};
 use embodied_r_reasoner::answer::{choice_letter, parse_completion, reply_letter};
-use embodied_r_reasoner::episode::{
-    DescriptionRef, EpisodeRecord, FrameRef, NavHintRecord, Rewards,
-};
+use embodied_r_reasoner::episode::{DescriptionRef, EpisodeRecord, FrameRef, NavHintRecord};
 use embodied_r_reasoner::prompt::{
     REFERENCE_SYSTEM, SYSTEM_PROMPT, question_part, question_text, reference_message, user_message,
 };
@@ -490,7 +488,7 @@ impl Engine {
             reason: hint.reason.clone(),
         });
         record.rewards = q.ground_truth.as_deref().map(|gt| {
-            rewards(
+            embodied_r_reasoner::reward::from_answer(
                 gt,
                 strict_choice,
                 &answer_text,
@@ -618,44 +616,6 @@ pub fn window_from_record(rec: &EpisodeRecord, log_dir: &std::path::Path) -> Vec
             }
         })
         .collect()
-}
-
-/// Rewards against a gold answer: format, accuracy (letter match, or mean relative accuracy
-/// for numbers), consistency (requires accuracy, as the method's reward).
-pub fn rewards(
-    gold: &str,
-    choice: Option<char>,
-    answer_text: &str,
-    format_ok: bool,
-    consistent: Option<bool>,
-) -> Rewards {
-    let gold = gold.trim();
-    let accuracy = match gold.parse::<f64>() {
-        Ok(g) if choice.is_none() => first_number(answer_text)
-            .map(|p| embodied_r_sim::qa::mean_relative_accuracy(p, g))
-            .unwrap_or(0.0),
-        _ => f64::from(u8::from(
-            choice.is_some_and(|c| gold.eq_ignore_ascii_case(&c.to_string())),
-        )),
-    };
-    Rewards {
-        format: f64::from(u8::from(format_ok)),
-        accuracy,
-        consistency: consistent.map(|c| f64::from(u8::from(c && accuracy >= 1.0))),
-    }
-}
-
-/// The first decimal number in a text.
-fn first_number(s: &str) -> Option<f64> {
-    let mut start = None;
-    for (i, c) in s.char_indices() {
-        match (start, c.is_ascii_digit() || c == '.') {
-            (None, true) if c.is_ascii_digit() => start = Some(i),
-            (Some(st), false) => return s[st..i].trim_end_matches('.').parse().ok(),
-            _ => {}
-        }
-    }
-    start.and_then(|st| s[st..].trim_end_matches('.').parse().ok())
 }
 
 #[cfg(test)]
@@ -890,20 +850,5 @@ mod tests {
             &AtomicBool::new(false),
         );
         assert_eq!(out.reply.unwrap_err().code, "no_frames");
-    }
-
-    #[test]
-    fn rewards_follow_the_method() {
-        let r = rewards("B", Some('B'), "B", true, Some(true));
-        assert_eq!((r.format, r.accuracy, r.consistency), (1.0, 1.0, Some(1.0)));
-        let r = rewards("B", Some('C'), "C", false, Some(true));
-        assert_eq!((r.format, r.accuracy, r.consistency), (0.0, 0.0, Some(0.0)));
-        let r = rewards("4", None, "about 4 m", true, None);
-        assert_eq!(r.accuracy, 1.0);
-        let r = rewards("10", None, "I count 5.", true, None);
-        assert!(r.accuracy < 0.2, "{r:?}");
-        assert_eq!(rewards("10", None, "many", true, None).accuracy, 0.0);
-        assert_eq!(first_number("x 2.5 m."), Some(2.5));
-        assert_eq!(first_number("7."), Some(7.0));
     }
 }

@@ -11,8 +11,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use embodied_r_agent::client::ask;
 use embodied_r_agent::config::{Config, FsyncPolicy, Rate};
-use embodied_r_agent::engine::rewards;
 use embodied_r_agent::{AskRequest, Runtime};
+use embodied_r_reasoner::reward::from_answer as rewards;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

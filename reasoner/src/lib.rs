@@ -10,8 +10,9 @@
 //! - the packed CPU kernels that keep quantized weights quantized in memory ([`quant`]);
 //! - tokenizers (from `tokenizer.json` or GGUF metadata) and Jinja chat templates;
 //! - sampling and generation: one prompt, or G samples sharing one prefill (GRPO);
-//! - the Embodied-R prompts ([`prompt`]), completion parsing ([`answer`]) and the episode
-//!   record with its crash-tolerant reader and trainer exports ([`episode`]).
+//! - the Embodied-R prompts ([`prompt`]), completion parsing ([`answer`]), the reward shared by
+//!   the runtime and the trainer ([`reward`]) and the episode record with its crash-tolerant
+//!   reader and trainer exports ([`episode`]).
 //!
 //! What it must not touch: cameras, frames, VLMs, networking, tokio. `perception` and this
 //! crate do not know about each other; the `agent` crate joins them.
@@ -46,6 +47,7 @@ mod layers;
 mod model;
 pub mod prompt;
 pub mod quant;
+pub mod reward;
 mod sampling;
 mod tokenizer;
 mod weights;

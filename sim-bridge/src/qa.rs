@@ -5,7 +5,7 @@
 //! Counterfactual, Progress Evaluation and Action Generation for drone flights; VSI-Bench's
 //! object_rel_distance, object_rel_direction (easy/medium/hard), route_planning and
 //! obj_appearance_order for rooms; and VSI-Bench's numeric object_counting, object_abs_distance
-//! and room_size, scored by mean relative accuracy ([`mean_relative_accuracy`]).
+//! and room_size, scored by mean relative accuracy (`embodied_r_reasoner::reward`).
 
 use crate::math::{V3, atan2, deg, wrap_deg};
 use crate::render::CameraPose;
@@ -177,19 +177,6 @@ impl Question {
 /// Option letter for an index (0 → 'A').
 pub fn letter(i: usize) -> char {
     (b'A' + i as u8) as char
-}
-
-/// VSI-Bench's mean relative accuracy: the fraction of thresholds θ ∈ {0.50, 0.55, …, 0.95} for
-/// which |pred − truth| / truth < 1 − θ.
-pub fn mean_relative_accuracy(pred: f64, truth: f64) -> f64 {
-    if !pred.is_finite() || truth == 0.0 {
-        return f64::from(u8::from(pred == truth));
-    }
-    let rel = (pred - truth).abs() / truth.abs();
-    let hits = (0..10)
-        .filter(|k| rel < 1.0 - (0.5 + 0.05 * f64::from(*k)))
-        .count();
-    hits as f64 / 10.0
 }
 
 /// Places the correct option so that letters stay balanced across a benchmark.
@@ -976,20 +963,6 @@ fn room_size(ctx: &Context<'_>, rng: &mut ChaCha8Rng) -> Option<Draft> {
 mod tests {
     use super::*;
     use rand::SeedableRng;
-
-    #[test]
-    fn mra_matches_vsi_bench() {
-        assert_eq!(mean_relative_accuracy(10.0, 10.0), 1.0);
-        assert_eq!(mean_relative_accuracy(10.4, 10.0), 1.0);
-        assert!((mean_relative_accuracy(10.6, 10.0) - 0.9).abs() < 1e-9);
-        assert_eq!(mean_relative_accuracy(20.0, 10.0), 0.0);
-        assert!(
-            (mean_relative_accuracy(7.6, 10.0) - 0.6).abs() < 1e-9,
-            "{}",
-            mean_relative_accuracy(7.6, 10.0)
-        );
-        assert_eq!(mean_relative_accuracy(f64::NAN, 1.0), 0.0);
-    }
 
     #[test]
     fn letters_balance() {

@@ -46,6 +46,34 @@ pub struct Linear<B: Backend> {
     pub bias: Option<Param<Tensor<B, 1>>>,
     /// Packed weight, when packed.
     pub packed: Option<PackedWeight>,
+    /// A low-rank adapter added to the output, when attached (training, or an unmerged LoRA).
+    pub lora: Option<Lora<B>>,
+}
+
+/// A LoRA adapter: `Δy = scale · (x Aᵀ) Bᵀ` with `A: [rank, in]`, `B: [out, rank]`,
+/// `scale = alpha / rank`.
+#[derive(Module, Debug)]
+pub struct Lora<B: Backend> {
+    /// Down projection `[rank, in]`.
+    pub a: Param<Tensor<B, 2>>,
+    /// Up projection `[out, rank]` (zero at initialisation, so the adapter starts as a no-op).
+    pub b: Param<Tensor<B, 2>>,
+    /// `alpha / rank`.
+    pub scale: f64,
+}
+
+impl<B: Backend> Lora<B> {
+    /// The adapter's contribution for `x: [batch, seq, in]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let down = x.matmul(self.a.val().transpose().unsqueeze_dim(0));
+        down.matmul(self.b.val().transpose().unsqueeze_dim(0))
+            .mul_scalar(self.scale)
+    }
+
+    /// The adapter as a dense `[out, in]` update, `scale · B A`.
+    pub fn delta(&self) -> Tensor<B, 2> {
+        self.b.val().matmul(self.a.val()).mul_scalar(self.scale)
+    }
 }
 
 impl<B: Backend> Linear<B> {
@@ -55,6 +83,17 @@ impl<B: Backend> Linear<B> {
             weight: Some(Param::from_tensor(weight)),
             bias: bias.map(Param::from_tensor),
             packed: None,
+            lora: None,
+        }
+    }
+
+    /// A layer with no weight (a placeholder while a layer is moved out and back).
+    pub(crate) fn empty() -> Self {
+        Linear {
+            weight: None,
+            bias: None,
+            packed: None,
+            lora: None,
         }
     }
 
@@ -68,6 +107,7 @@ impl<B: Backend> Linear<B> {
             weight: None,
             bias: bias.map(Param::from_tensor),
             packed: Some(PackedWeight { matrix, mode }),
+            lora: None,
         }
     }
 
@@ -80,9 +120,39 @@ impl<B: Backend> Linear<B> {
         }
     }
 
+    /// Input features.
+    pub fn in_features(&self) -> usize {
+        match (&self.weight, &self.packed) {
+            (Some(w), _) => w.val().dims()[1],
+            (None, Some(p)) => p.matrix.cols(),
+            (None, None) => 0,
+        }
+    }
+
+    /// Folds an attached adapter into the dense weight (`W + scale·BA`) and drops it; a no-op
+    /// without one. Errors on packed weights, which cannot absorb an update.
+    pub fn merge_lora(mut self) -> crate::Result<Self> {
+        let Some(lora) = self.lora.take() else {
+            return Ok(self);
+        };
+        match self.weight.take() {
+            Some(w) => {
+                let merged = w.val() + lora.delta();
+                self.weight = Some(Param::from_tensor(merged));
+                Ok(self)
+            }
+            None => Err(crate::Error::Config(
+                "cannot merge a LoRA adapter into a packed (quantized) weight; load the model \
+                 with dense weights"
+                    .into(),
+            )),
+        }
+    }
+
     /// Applies the layer to `x: [batch, seq, in]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
+        let delta = self.lora.as_ref().map(|l| l.forward(x.clone()));
         let y = match (&self.weight, &self.packed) {
             // Decode-sized inputs on the CPU backend: a matrix-vector product straight from the
             // weight buffer (the GEMM path packs the whole transposed weight on every call).
@@ -93,8 +163,12 @@ impl<B: Backend> Linear<B> {
             (None, Some(p)) => packed_forward(x, p),
             (None, None) => x, // unreachable: constructors always set one of the two
         };
-        match &self.bias {
+        let y = match &self.bias {
             Some(b) => y + b.val().unsqueeze::<3>(),
+            None => y,
+        };
+        match delta {
+            Some(d) => y + d,
             None => y,
         }
     }
@@ -196,6 +270,7 @@ impl<B: Backend> Embedding<B> {
             weight: self.weight.clone(),
             bias: None,
             packed: self.packed.clone(),
+            lora: None,
         }
     }
 }

@@ -59,7 +59,7 @@ pub use error::{Error, Result};
 pub use generate::{
     Completion, FinishReason, GenerationConfig, LanguageModel, LoadOptions, Timings, TokenEvent,
 };
-pub use layers::{Embedding, Linear, RmsNorm, WeightMode};
+pub use layers::{Embedding, Linear, Lora, RmsNorm, WeightMode};
 pub use model::{Llama, LogitsFor, Rope};
 pub use quant::ActivationMode;
 pub use sampling::{Sampler, SamplingConfig};

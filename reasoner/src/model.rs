@@ -245,6 +245,13 @@ enum RopeAt<'a, B: Backend> {
     },
 }
 
+/// Merges `lin`'s adapter in place.
+fn take_merge<B: Backend>(lin: &mut Linear<B>) -> Result<()> {
+    let owned = std::mem::replace(lin, Linear::empty());
+    *lin = owned.merge_lora()?;
+    Ok(())
+}
+
 /// `[b, kv, s, d]` → `[b, kv·n, s, d]`, each key/value head repeated for its query group.
 fn repeat_kv<B: Backend>(x: Tensor<B, 4>, n: usize) -> Tensor<B, 4> {
     let [b, h, s, d] = x.dims();
@@ -289,8 +296,11 @@ pub struct DecoderLayer<B: Backend> {
 pub enum LogitsFor {
     /// Only the last position of each sequence (generation).
     Last,
-    /// Every position (training, scoring).
+    /// Every position (scoring).
     All,
+    /// Positions `from..` of each sequence (training: only the completion's positions, which
+    /// keeps the vocabulary-sized head off the prompt).
+    From(usize),
 }
 
 /// The whole decoder.
@@ -338,6 +348,47 @@ impl<B: Backend> Llama<B> {
         &self.rope
     }
 
+    /// Every projection of the decoder layers with its Hugging Face name
+    /// (`model.layers.{i}.self_attn.q_proj`, `….mlp.down_proj`, …), for attaching adapters.
+    pub fn projections_mut(&mut self) -> Vec<(String, &mut Linear<B>)> {
+        let mut out = Vec::with_capacity(self.layers.len() * 7);
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let a = &mut l.self_attn;
+            for (n, lin) in [
+                ("self_attn.q_proj", &mut a.q_proj),
+                ("self_attn.k_proj", &mut a.k_proj),
+                ("self_attn.v_proj", &mut a.v_proj),
+                ("self_attn.o_proj", &mut a.o_proj),
+            ] {
+                out.push((format!("model.layers.{i}.{n}"), lin));
+            }
+            let m = &mut l.mlp;
+            for (n, lin) in [
+                ("mlp.gate_proj", &mut m.gate_proj),
+                ("mlp.up_proj", &mut m.up_proj),
+                ("mlp.down_proj", &mut m.down_proj),
+            ] {
+                out.push((format!("model.layers.{i}.{n}"), lin));
+            }
+        }
+        out
+    }
+
+    /// Folds every attached LoRA adapter into its dense weight.
+    pub fn merge_lora(mut self) -> Result<Self> {
+        for l in &mut self.layers {
+            let a = &mut l.self_attn;
+            for lin in [&mut a.q_proj, &mut a.k_proj, &mut a.v_proj, &mut a.o_proj] {
+                take_merge(lin)?;
+            }
+            let m = &mut l.mlp;
+            for lin in [&mut m.gate_proj, &mut m.up_proj, &mut m.down_proj] {
+                take_merge(lin)?;
+            }
+        }
+        Ok(self)
+    }
+
     /// An empty cache sized for `capacity` positions.
     pub fn new_cache(&self, capacity: usize) -> KvCache<B> {
         KvCache::new(self.layers.len(), capacity)
@@ -378,6 +429,7 @@ impl<B: Backend> Llama<B> {
         cache.advance(s);
         let h = match logits_for {
             LogitsFor::Last if s > 1 => h.narrow(1, s - 1, 1),
+            LogitsFor::From(from) if from > 0 => h.narrow(1, from.min(s - 1), s - from.min(s - 1)),
             _ => h,
         };
         let h = self.norm.forward(h);

@@ -1,0 +1,173 @@
+//! LoRA: low-rank adapters on the decoder's projections, the only trainable parameters when
+//! enabled (the base weights are frozen).
+
+use burn::module::{Module, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use embodied_r_reasoner::{Llama, Lora};
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// Which projections get adapters, their rank and scale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoraConfig {
+    /// Train adapters (true) or every weight (false: full fine-tuning).
+    pub enabled: bool,
+    /// Rank r.
+    pub rank: usize,
+    /// Scale numerator: the update is `alpha / r · B A`.
+    pub alpha: f64,
+    /// Projection names (`q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`, `up_proj`,
+    /// `down_proj`) or `all-linear`.
+    pub targets: Vec<String>,
+}
+
+impl Default for LoraConfig {
+    fn default() -> Self {
+        LoraConfig {
+            enabled: true,
+            rank: 16,
+            alpha: 32.0,
+            targets: ["q_proj", "k_proj", "v_proj", "o_proj"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+/// The projection names adapters can target.
+pub const PROJECTIONS: [&str; 7] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
+
+impl LoraConfig {
+    /// Errors on a zero rank, a non-positive alpha or an unknown target.
+    pub fn validate(&self) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.rank == 0 {
+            return Err(TrainError::Config("lora.rank must be at least 1".into()));
+        }
+        if !(self.alpha.is_finite() && self.alpha > 0.0) {
+            return Err(TrainError::Config(format!(
+                "lora.alpha must be a positive number, got {}",
+                self.alpha
+            )));
+        }
+        if self.targets.is_empty() {
+            return Err(TrainError::Config(
+                "lora.targets is empty; name projections or `all-linear`".into(),
+            ));
+        }
+        for t in &self.targets {
+            if t != "all-linear" && !PROJECTIONS.contains(&t.as_str()) {
+                return Err(TrainError::Config(format!(
+                    "lora.targets: unknown projection `{t}`; expected `all-linear` or some of {}",
+                    PROJECTIONS.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn targets(&self, name: &str) -> bool {
+        self.targets
+            .iter()
+            .any(|t| t == "all-linear" || name.ends_with(&format!(".{t}")))
+    }
+}
+
+/// Freezes the model and attaches fresh adapters (A uniform in ±1/√in as PEFT's Kaiming
+/// initialisation gives, B zero) to the targeted projections. Returns the model and how many
+/// adapters were attached.
+pub fn attach<B: Backend>(
+    model: Llama<B>,
+    cfg: &LoraConfig,
+    seed: u64,
+    device: &B::Device,
+) -> Result<(Llama<B>, usize)> {
+    cfg.validate()?;
+    let mut model = model.no_grad();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x4c6f_5241);
+    let mut n = 0;
+    for (name, lin) in model.projections_mut() {
+        if !cfg.targets(&name) {
+            continue;
+        }
+        if lin.weight.is_none() {
+            return Err(TrainError::Config(format!(
+                "{name} is a packed (quantized) weight; training needs dense weights"
+            )));
+        }
+        let (out, inp) = (lin.out_features(), lin.in_features());
+        let bound = 1.0 / (inp as f64).sqrt();
+        let a: Vec<f32> = (0..cfg.rank * inp)
+            .map(|_| rng.random_range(-bound..bound) as f32)
+            .collect();
+        let a = Tensor::<B, 2>::from_data(TensorData::new(a, [cfg.rank, inp]), device);
+        let b = Tensor::<B, 2>::zeros([out, cfg.rank], device);
+        lin.lora = Some(Lora {
+            a: Param::from_tensor(a).set_require_grad(true),
+            b: Param::from_tensor(b).set_require_grad(true),
+            scale: cfg.alpha / cfg.rank as f64,
+        });
+        n += 1;
+    }
+    Ok((model, n))
+}
+
+/// The model without its adapters (the frozen base: GRPO's reference policy under LoRA).
+pub fn strip<B: Backend>(mut model: Llama<B>) -> Llama<B> {
+    for (_, lin) in model.projections_mut() {
+        lin.lora = None;
+    }
+    model
+}
+
+/// The adapters' tensors under PEFT's names
+/// (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`), row-major f32.
+pub fn adapter_tensors<B: Backend>(model: &mut Llama<B>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut out = Vec::new();
+    for (name, lin) in model.projections_mut() {
+        if let Some(l) = &lin.lora {
+            for (which, p) in [("lora_A", &l.a), ("lora_B", &l.b)] {
+                let t = p.val();
+                let dims = t.dims().to_vec();
+                let v: Vec<f32> = t.into_data().convert::<f32>().to_vec().unwrap_or_default();
+                out.push((format!("base_model.model.{name}.{which}.weight"), dims, v));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let mut c = LoraConfig::default();
+        c.validate().expect("default is valid");
+        c.targets = vec!["qproj".into()];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("qproj") && e.contains("q_proj"), "{e}");
+        c.rank = 0;
+        c.targets = vec!["all-linear".into()];
+        assert!(c.validate().unwrap_err().to_string().contains("lora.rank"));
+        assert!(c.targets("model.layers.3.mlp.down_proj"));
+        let d = LoraConfig::default();
+        assert!(d.targets("model.layers.0.self_attn.v_proj"));
+        assert!(!d.targets("model.layers.0.mlp.up_proj"));
+    }
+}

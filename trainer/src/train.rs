@@ -1,0 +1,948 @@
+//! The GRPO training loop: rollouts (G samples sharing one prefill, on the inner backend's fast
+//! decode path), rewards, group advantages, the clipped token-level objective with KL to a
+//! frozen reference, gradient accumulation over the step's prompts, global-norm clipping,
+//! AdamW with warm-up + cosine, metrics JSONL and resumable checkpoints.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::backend::Autodiff;
+use burn::module::{AutodiffModule, Module};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use embodied_r_reasoner::episode::Rewards;
+use embodied_r_reasoner::prompt::REFERENCE_SYSTEM;
+use embodied_r_reasoner::reward::{
+    self, ConsistencyJudge, Extraction, RewardWeights, Schedule, Stage,
+};
+use embodied_r_reasoner::{
+    ChatMessage, FinishReason, GenerationConfig, LanguageModel, Llama, LoadOptions, SamplingConfig,
+    WeightMode,
+};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::data::Example;
+use crate::error::{Result, TrainError};
+use crate::grpo::{self, Batch, Objective};
+use crate::lora::{self, LoraConfig};
+use crate::optim::{OptimConfig, clip_grad_norm};
+
+/// Rollout and objective settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpoConfig {
+    /// Completions per prompt (G).
+    pub group_size: usize,
+    /// Prompts per optimiser step (gradients accumulate over them).
+    pub prompts_per_step: usize,
+    /// Sequences per forward/backward pass in the update.
+    pub micro_batch: usize,
+    /// Longest prompt; longer ones lose the oldest video text (with a warning), never the
+    /// system prompt.
+    pub max_prompt_tokens: usize,
+    /// Longest completion.
+    pub max_completion_tokens: usize,
+    /// Sampling temperature of the rollouts.
+    pub temperature: f32,
+    /// Nucleus sampling of the rollouts (1 = off).
+    pub top_p: f32,
+    /// Top-k sampling of the rollouts (0 = off).
+    pub top_k: usize,
+    /// DAPO's dynamic sampling: replace a group whose rewards are all equal by the next
+    /// prompt, up to `max_resample` times per step.
+    pub dynamic_sampling: bool,
+    /// Replacement budget per step for dynamic sampling.
+    pub max_resample: usize,
+    /// The clipped objective and KL coefficient.
+    #[serde(flatten)]
+    pub objective: Objective,
+}
+
+impl Default for GrpoConfig {
+    fn default() -> Self {
+        GrpoConfig {
+            group_size: 8,
+            prompts_per_step: 4,
+            micro_batch: 8,
+            max_prompt_tokens: 1536,
+            max_completion_tokens: 256,
+            temperature: 1.0,
+            top_p: 0.9,
+            top_k: 50,
+            dynamic_sampling: false,
+            max_resample: 8,
+            objective: Objective::default(),
+        }
+    }
+}
+
+/// Where the consistency reward's judge comes from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
+pub enum JudgeConfig {
+    /// No consistency reward (its weight must then be 0 or it is reported as unchecked).
+    #[default]
+    None,
+    /// A frozen copy of the base LM, in process (greedy, 10 tokens).
+    Local,
+    /// An OpenAI-compatible chat endpoint (temperature 0.1, 10 tokens, as the method).
+    Openai {
+        /// e.g. `http://127.0.0.1:8000/v1`.
+        base_url: String,
+        /// Model name sent to the endpoint.
+        model: String,
+        /// Environment variable holding the API key, if any.
+        #[serde(default)]
+        api_key_env: Option<String>,
+        /// Per-request timeout.
+        #[serde(default = "default_timeout")]
+        timeout_s: f64,
+    },
+}
+
+fn default_timeout() -> f64 {
+    30.0
+}
+
+/// The reward settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RewardConfig {
+    /// `strict` (the `<answer>` block only) or `reference` (the method's normaliser).
+    pub extraction: Extraction,
+    /// `fixed` (use `weights`), `staged` (the paper's three stages over the run) or `custom`
+    /// (use `stages`).
+    pub schedule: String,
+    /// Fixed weights.
+    pub weights: RewardWeights,
+    /// Custom stages.
+    pub stages: Vec<Stage>,
+    /// The consistency judge.
+    pub judge: JudgeConfig,
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        RewardConfig {
+            extraction: Extraction::Strict,
+            schedule: "fixed".into(),
+            weights: RewardWeights::default(),
+            stages: vec![],
+            judge: JudgeConfig::None,
+        }
+    }
+}
+
+impl RewardConfig {
+    /// The schedule over `steps`.
+    pub fn schedule(&self, steps: u64) -> Result<Schedule> {
+        match self.schedule.as_str() {
+            "fixed" => {
+                self.weights.validate().map_err(TrainError::Config)?;
+                Ok(Schedule::fixed(self.weights))
+            }
+            "staged" => Ok(Schedule::staged(steps)),
+            "custom" => Schedule::new(self.stages.clone()).map_err(TrainError::Config),
+            other => Err(TrainError::Config(format!(
+                "reward.schedule = `{other}`: expected `fixed`, `staged` or `custom`"
+            ))),
+        }
+    }
+}
+
+/// A whole training run's settings (`train.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The base model: a GGUF file or a Hugging Face folder.
+    pub model: PathBuf,
+    /// Training data: files or directories (see [`crate::data::load`]).
+    pub data: Vec<PathBuf>,
+    /// Output directory (metrics, checkpoints, plots).
+    #[serde(default = "default_out")]
+    pub out: PathBuf,
+    /// Optimiser steps.
+    #[serde(default = "default_steps")]
+    pub steps: u64,
+    /// Seed of data order, adapters and sampling.
+    #[serde(default)]
+    pub seed: u64,
+    /// Write a checkpoint every this many steps (0 = only at the end).
+    #[serde(default)]
+    pub save_every: u64,
+    /// GRPO.
+    #[serde(default)]
+    pub grpo: GrpoConfig,
+    /// AdamW and schedule.
+    #[serde(default)]
+    pub optim: OptimConfig,
+    /// LoRA (the default) or full fine-tuning.
+    #[serde(default)]
+    pub lora: LoraConfig,
+    /// Rewards.
+    #[serde(default)]
+    pub reward: RewardConfig,
+}
+
+fn default_out() -> PathBuf {
+    PathBuf::from("runs/grpo")
+}
+fn default_steps() -> u64 {
+    100
+}
+
+impl TrainConfig {
+    /// Reads a TOML file; unknown keys and bad values are errors that name them.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        let mut cfg: TrainConfig = toml::from_str(&text)
+            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+        // Relative paths are relative to the file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && !p.exists() && base.join(&*p).exists() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut cfg.model);
+        cfg.data.iter_mut().for_each(fix);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every section.
+    pub fn validate(&self) -> Result<()> {
+        let g = &self.grpo;
+        let bad = |k: &str, v: String, want: &str| {
+            Err(TrainError::Config(format!("{k} = {v}: expected {want}")))
+        };
+        if g.group_size < 2 {
+            return bad(
+                "grpo.group_size",
+                g.group_size.to_string(),
+                "at least 2 (advantages compare samples of one prompt)",
+            );
+        }
+        if g.prompts_per_step == 0 {
+            return bad("grpo.prompts_per_step", "0".into(), "at least 1");
+        }
+        if g.micro_batch == 0 {
+            return bad("grpo.micro_batch", "0".into(), "at least 1");
+        }
+        if g.max_completion_tokens == 0 {
+            return bad("grpo.max_completion_tokens", "0".into(), "at least 1");
+        }
+        if !(g.temperature > 0.0 && g.temperature.is_finite()) {
+            return bad(
+                "grpo.temperature",
+                g.temperature.to_string(),
+                "a positive number (GRPO samples)",
+            );
+        }
+        if !(g.top_p > 0.0 && g.top_p <= 1.0) {
+            return bad("grpo.top_p", g.top_p.to_string(), "a number in (0, 1]");
+        }
+        let o = &g.objective;
+        if !(o.clip_low >= 0.0 && o.clip_low < 1.0) {
+            return bad(
+                "grpo.clip_low",
+                o.clip_low.to_string(),
+                "a number in [0, 1)",
+            );
+        }
+        if !(o.clip_high >= 0.0 && o.clip_high.is_finite()) {
+            return bad("grpo.clip_high", o.clip_high.to_string(), "a number ≥ 0");
+        }
+        if !(o.beta >= 0.0 && o.beta.is_finite()) {
+            return bad("grpo.beta", o.beta.to_string(), "a number ≥ 0");
+        }
+        if self.steps == 0 {
+            return bad("steps", "0".into(), "at least 1");
+        }
+        if self.data.is_empty() {
+            return Err(TrainError::Config(
+                "data is empty: name at least one file or directory".into(),
+            ));
+        }
+        self.optim.validate()?;
+        self.lora.validate()?;
+        let sched = self.reward.schedule(self.steps)?;
+        let wants_consistency = sched.stages().iter().any(|s| s.weights.consistency > 0.0);
+        if wants_consistency && self.reward.judge == JudgeConfig::None {
+            return Err(TrainError::Config(
+                "the reward weighs consistency but reward.judge is `none`; set \
+                 reward.judge.kind = \"local\" (a frozen copy of the base LM) or \"openai\", or \
+                 set the consistency weight to 0"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Scores one completion of an example.
+pub trait Scorer {
+    /// The rewards of `completion` (its text and token ids).
+    fn score(&self, ex: &Example, text: &str, tokens: &[u32]) -> Result<Rewards>;
+}
+
+/// The Embodied-R reward (format, accuracy, consistency through a judge).
+pub struct EmbodiedReward {
+    /// Answer extraction.
+    pub extraction: Extraction,
+    /// The consistency judge, if any.
+    pub judge: Option<Box<dyn ConsistencyJudge>>,
+}
+
+impl Scorer for EmbodiedReward {
+    fn score(&self, ex: &Example, text: &str, _: &[u32]) -> Result<Rewards> {
+        let (r, _) = reward::rewards(
+            text,
+            &ex.solution,
+            &ex.choices,
+            &ex.question(),
+            self.extraction,
+            self.judge.as_deref(),
+        )
+        .map_err(TrainError::Judge)?;
+        Ok(r)
+    }
+}
+
+/// The frozen base LM as the consistency judge (greedy, 10 tokens).
+pub struct LocalJudge<B: Backend> {
+    lm: Arc<LanguageModel<B>>,
+}
+
+impl<B: Backend> ConsistencyJudge for LocalJudge<B> {
+    fn name(&self) -> String {
+        format!("local:{}", self.lm.source().display())
+    }
+    fn reply(&self, question: &str, think: &str) -> Result<String, String> {
+        let msgs = [
+            ChatMessage::new("system", REFERENCE_SYSTEM),
+            ChatMessage::new(
+                "user",
+                embodied_r_reasoner::prompt::reference_message(question, think),
+            ),
+        ];
+        let prompt = self
+            .lm
+            .render_messages(&msgs, true)
+            .map_err(|e| e.to_string())?;
+        let ids = self.lm.encode_chat(&prompt).map_err(|e| e.to_string())?;
+        let out = self
+            .lm
+            .generate_ids(&ids, &GenerationConfig::greedy(10), |_| {
+                std::ops::ControlFlow::Continue(())
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(out.text)
+    }
+}
+
+/// An OpenAI-compatible endpoint as the judge.
+pub struct OpenAiJudge {
+    url: String,
+    model: String,
+    key: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl OpenAiJudge {
+    /// From the config's fields; the key is read from `api_key_env` now.
+    pub fn new(
+        base_url: &str,
+        model: &str,
+        api_key_env: Option<&str>,
+        timeout_s: f64,
+    ) -> Result<Self> {
+        let key = match api_key_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| {
+                TrainError::Config(format!(
+                    "reward.judge.api_key_env names `{var}`, which is not set"
+                ))
+            })?),
+            None => None,
+        };
+        let agent = ureq::AgentBuilder::new()
+            .timeout(std::time::Duration::from_secs_f64(timeout_s.max(0.1)))
+            .build();
+        Ok(OpenAiJudge {
+            url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+            model: model.to_string(),
+            key,
+            agent,
+        })
+    }
+}
+
+impl ConsistencyJudge for OpenAiJudge {
+    fn name(&self) -> String {
+        format!("{} at {}", self.model, self.url)
+    }
+    fn reply(&self, question: &str, think: &str) -> Result<String, String> {
+        let body = serde_json::json!({
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": REFERENCE_SYSTEM},
+                {"role": "user", "content": embodied_r_reasoner::prompt::reference_message(question, think)},
+            ],
+            "temperature": 0.1,
+            "max_tokens": 10,
+        });
+        let mut req = self.agent.post(&self.url);
+        if let Some(k) = &self.key {
+            req = req.set("Authorization", &format!("Bearer {k}"));
+        }
+        let resp = req.send_json(body).map_err(|e| e.to_string())?;
+        let v: serde_json::Value = resp
+            .into_json()
+            .map_err(|e| format!("reply is not JSON: {e}"))?;
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("reply has no choices[0].message.content: {v}"))
+    }
+}
+
+/// One step's figures (a line of `metrics.jsonl`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    /// 1-based step number.
+    pub step: u64,
+    /// Mean weighted reward of the step's completions.
+    pub reward: f64,
+    /// Mean accuracy reward.
+    pub accuracy: f64,
+    /// Mean format reward.
+    pub format: f64,
+    /// Mean consistency reward over the completions it was checked on (0 when none).
+    pub consistency: f64,
+    /// Mean per-token KL to the reference.
+    pub kl: f64,
+    /// Mean completion length in tokens.
+    pub completion_len: f64,
+    /// Groups whose rewards were all equal.
+    pub zero_variance_groups: usize,
+    /// Groups replaced by dynamic sampling.
+    pub resampled: usize,
+    /// Prompts whose video text was trimmed to fit.
+    pub trimmed_prompts: usize,
+    /// Share of completion tokens whose ratio left the clip range.
+    pub clip_fraction: f64,
+    /// The step's loss (sum of micro-batch losses).
+    pub loss: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Rollout: generated tokens per second.
+    pub rollout_tok_s: f64,
+    /// Update: tokens (prompt + completion) through forward and backward per second.
+    pub update_tok_s: f64,
+    /// Wall time of the step.
+    pub seconds: f64,
+}
+
+/// What a checkpoint records besides the weights and the optimiser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Steps done.
+    pub step: u64,
+    /// The run's seed.
+    pub seed: u64,
+    /// Examples consumed so far (the data position).
+    pub cursor: u64,
+    /// LoRA or full.
+    pub lora: LoraConfig,
+    /// The base model.
+    pub model: PathBuf,
+}
+
+type Ad<B> = Autodiff<B>;
+type Optim<B> = OptimizerAdaptor<AdamW, Llama<Ad<B>>, Ad<B>>;
+
+/// A GRPO run in progress.
+pub struct Trainer<B: Backend> {
+    cfg: TrainConfig,
+    policy: Llama<Ad<B>>,
+    optim: Optim<B>,
+    rollout: LanguageModel<B>,
+    /// Frozen base: reference policy for the KL and, with a local judge, the judge.
+    base: Arc<LanguageModel<B>>,
+    scorer: Box<dyn Scorer>,
+    schedule: Schedule,
+    data: Vec<Example>,
+    step: u64,
+    cursor: u64,
+    device: B::Device,
+}
+
+impl<B: Backend> Trainer<B> {
+    /// Loads the model (dense f32), attaches adapters or unfreezes everything, and builds the
+    /// scorer from the config (the Embodied-R reward).
+    pub fn new(cfg: TrainConfig, data: Vec<Example>, device: B::Device) -> Result<Self> {
+        let base = Arc::new(load_dense::<B>(&cfg.model, &device)?);
+        let scorer: Box<dyn Scorer> = Box::new(EmbodiedReward {
+            extraction: cfg.reward.extraction,
+            judge: match &cfg.reward.judge {
+                JudgeConfig::None => None,
+                JudgeConfig::Local => Some(Box::new(LocalJudge { lm: base.clone() })),
+                JudgeConfig::Openai {
+                    base_url,
+                    model,
+                    api_key_env,
+                    timeout_s,
+                } => Some(Box::new(OpenAiJudge::new(
+                    base_url,
+                    model,
+                    api_key_env.as_deref(),
+                    *timeout_s,
+                )?)),
+            },
+        });
+        Self::with_scorer(cfg, data, device, base, scorer)
+    }
+
+    /// As [`Trainer::new`] with a caller's scorer (tests, custom tasks).
+    pub fn with_scorer(
+        cfg: TrainConfig,
+        data: Vec<Example>,
+        device: B::Device,
+        base: Arc<LanguageModel<B>>,
+        scorer: Box<dyn Scorer>,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        if data.is_empty() {
+            return Err(TrainError::Data("no training examples".into()));
+        }
+        let schedule = cfg.reward.schedule(cfg.steps)?;
+        let adev: burn::tensor::Device<Ad<B>> = device.clone();
+        let policy_lm = load_dense::<Ad<B>>(&cfg.model, &adev)?;
+        let mut policy = policy_lm.model().clone();
+        if cfg.lora.enabled {
+            let (m, n) = lora::attach(policy, &cfg.lora, cfg.seed, &adev)?;
+            tracing::info!(adapters = n, rank = cfg.lora.rank, "LoRA attached");
+            policy = m;
+        }
+        let rollout = load_dense::<B>(&cfg.model, &device)?;
+        let optim = cfg.optim.adamw().init::<Ad<B>, Llama<Ad<B>>>();
+        Ok(Trainer {
+            cfg,
+            policy,
+            optim,
+            rollout,
+            base,
+            scorer,
+            schedule,
+            data,
+            step: 0,
+            cursor: 0,
+            device,
+        })
+    }
+
+    /// Steps done.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// The config.
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// The trained model (adapters attached, not merged) on the inner backend.
+    pub fn policy(&self) -> Llama<B> {
+        self.policy.valid()
+    }
+
+    /// The example at data position `cursor`: epochs are reshuffled with the run's seed.
+    fn example_at(&self, cursor: u64) -> usize {
+        let n = self.data.len() as u64;
+        let epoch = cursor / n;
+        let mut order: Vec<usize> = (0..self.data.len()).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+            self.cfg.seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        );
+        order.shuffle(&mut rng);
+        order[(cursor % n) as usize]
+    }
+
+    /// Runs one optimiser step and returns its figures.
+    pub fn train_step(&mut self) -> Result<StepMetrics> {
+        let t0 = Instant::now();
+        let g = self.cfg.grpo.clone();
+        let weights = self.schedule.at(self.step);
+        let lr = self.cfg.optim.lr_at(self.step, self.cfg.steps);
+        *self.rollout.model_mut() = self.policy.valid();
+        let mut m = StepMetrics {
+            step: self.step + 1,
+            lr,
+            ..StepMetrics::default()
+        };
+
+        // Rollouts.
+        let t_roll = Instant::now();
+        let mut groups: Vec<(Batch, Vec<f64>)> = Vec::with_capacity(g.prompts_per_step);
+        let mut rewards_all: Vec<Rewards> = Vec::new();
+        let mut generated = 0usize;
+        let mut resample_budget = if g.dynamic_sampling {
+            g.max_resample
+        } else {
+            0
+        };
+        let mut slot = 0usize;
+        while groups.len() < g.prompts_per_step {
+            let idx = self.example_at(self.cursor);
+            self.cursor += 1;
+            let ex = self.data[idx].clone();
+            let (prompt, trimmed) = fit_prompt(&self.rollout, &ex, g.max_prompt_tokens)?;
+            m.trimmed_prompts += usize::from(trimmed);
+            let gen_cfg = GenerationConfig {
+                max_tokens: g.max_completion_tokens,
+                sampling: SamplingConfig {
+                    temperature: g.temperature,
+                    top_k: (g.top_k > 0).then_some(g.top_k),
+                    top_p: (g.top_p < 1.0).then_some(g.top_p),
+                    repetition_penalty: 1.0,
+                    seed: mix(self.cfg.seed, self.step, slot as u64),
+                },
+                stop: vec![],
+                stop_on_eos: true,
+            };
+            slot += 1;
+            let outs = self
+                .rollout
+                .generate_group(&prompt, g.group_size, &gen_cfg)?;
+            let eos = self.rollout.tokenizer().eos().first().copied();
+            let mut comps = Vec::with_capacity(outs.len());
+            let mut totals = Vec::with_capacity(outs.len());
+            let mut rs = Vec::with_capacity(outs.len());
+            for c in &outs {
+                let r = self.scorer.score(&ex, &c.text, &c.tokens)?;
+                totals.push(weights.total(&r));
+                rs.push(r);
+                let mut toks = c.tokens.clone();
+                if c.finish == FinishReason::Eos
+                    && let Some(e) = eos
+                {
+                    toks.push(e);
+                }
+                if toks.is_empty() {
+                    toks.push(eos.unwrap_or(0));
+                }
+                generated += c.tokens.len();
+                comps.push(toks);
+            }
+            if grpo::zero_variance(&totals) {
+                m.zero_variance_groups += 1;
+                if resample_budget > 0 {
+                    resample_budget -= 1;
+                    m.resampled += 1;
+                    rewards_all.extend(rs);
+                    continue;
+                }
+            }
+            rewards_all.extend(rs);
+            let adv = grpo::advantages(&totals);
+            groups.push((
+                Batch {
+                    prompt,
+                    completions: comps,
+                },
+                adv,
+            ));
+        }
+        let roll_s = t_roll.elapsed().as_secs_f64();
+        m.rollout_tok_s = generated as f64 / roll_s.max(1e-9);
+
+        // Update.
+        let t_upd = Instant::now();
+        let total_tokens: usize = groups
+            .iter()
+            .flat_map(|(b, _)| b.completions.iter().map(Vec::len))
+            .sum();
+        let reference = if self.cfg.lora.enabled {
+            lora::strip(self.policy.valid())
+        } else {
+            self.base.model().clone()
+        };
+        let mut accum = GradientsAccumulator::<Llama<Ad<B>>>::new();
+        let mut processed = 0usize;
+        let (mut loss_sum, mut kl_sum, mut clipped) = (0.0, 0.0, 0.0);
+        for (batch, adv) in &groups {
+            for start in (0..batch.completions.len()).step_by(g.micro_batch) {
+                let end = (start + g.micro_batch).min(batch.completions.len());
+                let mb = Batch {
+                    prompt: batch.prompt.clone(),
+                    completions: batch.completions[start..end].to_vec(),
+                };
+                let adev: burn::tensor::Device<Ad<B>> = self.device.clone();
+                let logp = grpo::token_logprobs(&self.policy, &mb, &adev)?;
+                let old = logp.clone().detach();
+                let refp = if g.objective.beta > 0.0 {
+                    let r = grpo::token_logprobs(&reference, &mb, &self.device)?;
+                    Some(Tensor::<Ad<B>, 2>::from_inner(r))
+                } else {
+                    None
+                };
+                let a: Vec<f32> = adv[start..end].iter().map(|&x| x as f32).collect();
+                let a = Tensor::<Ad<B>, 1>::from_data(
+                    burn::tensor::TensorData::new(a, [end - start]),
+                    &adev,
+                );
+                let mask = mb.mask::<Ad<B>>(&adev);
+                let (loss, st) =
+                    grpo::loss(logp, old, refp, a, mask, &g.objective, total_tokens as f64);
+                loss_sum += grpo::scalar(&loss.clone().detach());
+                kl_sum += st.kl_sum;
+                clipped += st.clipped;
+                let grads = GradientsParams::from_grads(loss.backward(), &self.policy);
+                accum.accumulate(&self.policy, grads);
+                processed += (mb.prompt.len() + mb.width()) * (end - start);
+            }
+        }
+        let mut grads = accum.grads();
+        m.grad_norm =
+            clip_grad_norm::<Ad<B>, _>(&self.policy, &mut grads, self.cfg.optim.max_grad_norm);
+        if !m.grad_norm.is_finite() {
+            return Err(TrainError::Data(format!(
+                "step {}: the gradient norm is {} (learning rate {lr}); the update was skipped \
+                 and the run stops so that no checkpoint holds damaged weights",
+                m.step, m.grad_norm
+            )));
+        }
+        self.policy = self.optim.step(lr, self.policy.clone(), grads);
+        m.update_tok_s = processed as f64 / t_upd.elapsed().as_secs_f64().max(1e-9);
+
+        let n = rewards_all.len().max(1) as f64;
+        m.reward = rewards_all.iter().map(|r| weights.total(r)).sum::<f64>() / n;
+        m.accuracy = rewards_all.iter().map(|r| r.accuracy).sum::<f64>() / n;
+        m.format = rewards_all.iter().map(|r| r.format).sum::<f64>() / n;
+        let checked: Vec<f64> = rewards_all.iter().filter_map(|r| r.consistency).collect();
+        m.consistency = if checked.is_empty() {
+            0.0
+        } else {
+            checked.iter().sum::<f64>() / checked.len() as f64
+        };
+        m.kl = kl_sum / total_tokens.max(1) as f64;
+        m.clip_fraction = clipped / total_tokens.max(1) as f64;
+        m.completion_len = total_tokens as f64
+            / groups
+                .iter()
+                .map(|(b, _)| b.completions.len())
+                .sum::<usize>()
+                .max(1) as f64;
+        m.loss = loss_sum;
+        m.seconds = t0.elapsed().as_secs_f64();
+        self.step += 1;
+        Ok(m)
+    }
+
+    /// Runs to `cfg.steps`, appending each step to `out/metrics.jsonl` and checkpointing every
+    /// `save_every` steps and at the end. `on_step` sees each step's figures.
+    pub fn run(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<()> {
+        let out = self.cfg.out.clone();
+        std::fs::create_dir_all(&out).map_err(|e| TrainError::io(&out, e))?;
+        let path = out.join("metrics.jsonl");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| TrainError::io(&path, e))?;
+        while self.step < self.cfg.steps {
+            let m = self.train_step()?;
+            let line = serde_json::to_string(&m).map_err(|e| TrainError::Data(e.to_string()))?;
+            writeln!(file, "{line}").map_err(|e| TrainError::io(&path, e))?;
+            file.flush().map_err(|e| TrainError::io(&path, e))?;
+            on_step(&m);
+            let every = self.cfg.save_every;
+            if (every > 0 && self.step % every == 0) || self.step == self.cfg.steps {
+                self.save(&out.join(format!("checkpoint-{}", self.step)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a checkpoint directory: `model.mpk` (the policy, adapters included),
+    /// `optim.mpk` (AdamW moments), `state.json` (step, data position, seed), `train.json` (the
+    /// config) and, with LoRA, `adapter_model.safetensors` under PEFT's tensor names.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let ck = |what: String| TrainError::Checkpoint {
+            path: dir.to_path_buf(),
+            what,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+        let rec = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+        self.policy
+            .clone()
+            .save_file(dir.join("model"), &rec)
+            .map_err(|e| ck(format!("model: {e}")))?;
+        rec.record(self.optim.to_record(), dir.join("optim"))
+            .map_err(|e| ck(format!("optimiser: {e}")))?;
+        let state = TrainState {
+            step: self.step,
+            seed: self.cfg.seed,
+            cursor: self.cursor,
+            lora: self.cfg.lora.clone(),
+            model: self.cfg.model.clone(),
+        };
+        write_json(&dir.join("state.json"), &state)?;
+        write_json(&dir.join("train.json"), &self.cfg)?;
+        if self.cfg.lora.enabled {
+            let mut p = self.policy.valid();
+            let tensors = lora::adapter_tensors(&mut p);
+            crate::export::write_safetensors(&dir.join("adapter_model.safetensors"), &tensors)?;
+        }
+        tracing::info!(dir = %dir.display(), step = self.step, "checkpoint written");
+        Ok(())
+    }
+
+    /// Continues from a checkpoint written by [`Trainer::save`] of the same configuration.
+    pub fn resume(&mut self, dir: &Path) -> Result<()> {
+        let ck = |what: String| TrainError::Checkpoint {
+            path: dir.to_path_buf(),
+            what,
+        };
+        let text = std::fs::read_to_string(dir.join("state.json"))
+            .map_err(|e| TrainError::io(dir.join("state.json"), e))?;
+        let state: TrainState =
+            serde_json::from_str(&text).map_err(|e| ck(format!("state.json: {e}")))?;
+        if state.lora != self.cfg.lora {
+            return Err(ck(format!(
+                "was trained with LoRA settings {:?}, but this run has {:?}",
+                state.lora, self.cfg.lora
+            )));
+        }
+        if state.seed != self.cfg.seed {
+            return Err(ck(format!(
+                "was trained with seed {}, but this run has seed {}; the data order and samples \
+                 would not continue",
+                state.seed, self.cfg.seed
+            )));
+        }
+        let rec = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+        let adev: burn::tensor::Device<Ad<B>> = self.device.clone();
+        self.policy = self
+            .policy
+            .clone()
+            .load_file(dir.join("model"), &rec, &adev)
+            .map_err(|e| ck(format!("model: {e}")))?;
+        let orec = rec
+            .load(dir.join("optim"), &adev)
+            .map_err(|e| ck(format!("optimiser: {e}")))?;
+        let optim = std::mem::replace(&mut self.optim, self.cfg.optim.adamw().init());
+        self.optim = optim.load_record(orec);
+        self.step = state.step;
+        self.cursor = state.cursor;
+        Ok(())
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| TrainError::Data(e.to_string()))?;
+    std::fs::write(path, s).map_err(|e| TrainError::io(path, e))
+}
+
+/// A dense (f32) model, as training needs.
+pub fn load_dense<B: Backend>(path: &Path, device: &B::Device) -> Result<LanguageModel<B>> {
+    Ok(LanguageModel::<B>::load_on(
+        path,
+        &LoadOptions {
+            weights: WeightMode::Dense,
+        },
+        device,
+    )?)
+}
+
+/// A per-(seed, step, slot) sampling seed.
+fn mix(seed: u64, step: u64, slot: u64) -> u64 {
+    let mut x =
+        seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ slot.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^ (x >> 33)
+}
+
+/// The prompt's token ids, fitted to `max` tokens: when too long, the oldest lines of the video
+/// text (after its first line) are dropped, with a warning; the system prompt and the question
+/// are never cut. Errors when even that cannot fit.
+pub fn fit_prompt<B: Backend>(
+    lm: &LanguageModel<B>,
+    ex: &Example,
+    max: usize,
+) -> Result<(Vec<u32>, bool)> {
+    let encode = |user: &str| -> Result<Vec<u32>> {
+        let msgs = [
+            ChatMessage::new("system", ex.system.clone()),
+            ChatMessage::new("user", user.to_string()),
+        ];
+        Ok(lm.encode_chat(&lm.render_messages(&msgs, true)?)?)
+    };
+    let ids = encode(&ex.user)?;
+    if ids.len() <= max {
+        return Ok((ids, false));
+    }
+    const OPEN: &str = "Video content: \n<\n";
+    const CLOSE: &str = "\n>\n";
+    let too_long = |why: &str| {
+        TrainError::Data(format!(
+            "example {}: the prompt has {} tokens, over grpo.max_prompt_tokens = {max}, {why}",
+            ex.id,
+            ids.len()
+        ))
+    };
+    let Some(open) = ex.user.find(OPEN).map(|i| i + OPEN.len()) else {
+        return Err(too_long("and it has no video text to trim"));
+    };
+    let Some(close) = ex.user[open..].find(CLOSE).map(|i| i + open) else {
+        return Err(too_long("and its video text is not closed by `>`"));
+    };
+    let video: Vec<&str> = ex.user[open..close].lines().collect();
+    let rebuild = |drop: usize| {
+        let mut kept: Vec<&str> = video.iter().take(1).copied().collect();
+        kept.extend(video.iter().skip(1 + drop));
+        format!(
+            "{}{}{}",
+            &ex.user[..open],
+            kept.join("\n"),
+            &ex.user[close..]
+        )
+    };
+    // Binary search for the fewest dropped lines that fit.
+    let (mut lo, mut hi) = (1usize, video.len().saturating_sub(1));
+    let mut best = None;
+    while lo <= hi {
+        let mid = (lo + hi) / 2;
+        let cand = encode(&rebuild(mid))?;
+        if cand.len() <= max {
+            best = Some((mid, cand));
+            hi = mid - 1;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    match best {
+        Some((dropped, ids)) => {
+            tracing::warn!(
+                example = %ex.id,
+                dropped_lines = dropped,
+                of = video.len(),
+                "prompt over grpo.max_prompt_tokens: dropped the oldest video-text lines (the system prompt and question are kept)"
+            );
+            Ok((ids, true))
+        }
+        None => Err(too_long(
+            "even with the video text cut to its first line; raise grpo.max_prompt_tokens",
+        )),
+    }
+}

@@ -17,6 +17,7 @@ mod inproc;
 mod keyframes;
 mod runtime_cli;
 mod sim;
+mod train_cli;
 
 use std::path::PathBuf;
 
@@ -62,6 +63,8 @@ pub enum Command {
     Episodes(episodes_cli::EpisodesCommand),
     /// Chat with a language model: streams the answer to stdout, speed to stderr.
     Chat(ChatArgs),
+    /// Fine-tune the reasoning LM with GRPO (format + accuracy + consistency rewards).
+    Train(train_cli::TrainArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -186,6 +189,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Watch(a) => runtime_cli::watch(&a),
         Command::Episodes(c) => episodes_cli::run(&c),
         Command::Chat(a) => chat::run(&a),
+        Command::Train(a) => train_cli::run(&a),
         Command::Bench(BenchCommand::Lm(a)) => bench::run(&a),
         Command::Bench(BenchCommand::Keyframes(a)) => keyframes::bench(&a),
         Command::Bench(BenchCommand::Runtime(a)) => bench_runtime::run(&a),

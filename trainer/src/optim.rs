@@ -72,10 +72,10 @@ impl OptimConfig {
                 return bad(k, v, "a number in [0, 1)");
             }
         }
-        if !(self.epsilon > 0.0) {
+        if self.epsilon.is_nan() || self.epsilon <= 0.0 {
             return bad("epsilon", self.epsilon, "a positive number");
         }
-        if !(self.max_grad_norm >= 0.0) {
+        if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
             return bad(
                 "max_grad_norm",
                 self.max_grad_norm,

@@ -766,7 +766,7 @@ impl<B: Backend> Trainer<B> {
             file.flush().map_err(|e| TrainError::io(&path, e))?;
             on_step(&m);
             let every = self.cfg.save_every;
-            if (every > 0 && self.step % every == 0) || self.step == self.cfg.steps {
+            if (every > 0 && self.step.is_multiple_of(every)) || self.step == self.cfg.steps {
                 self.save(&out.join(format!("checkpoint-{}", self.step)))?;
             }
         }

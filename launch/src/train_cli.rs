@@ -1,0 +1,108 @@
+//! `embodied-r train`: GRPO fine-tuning from a `train.toml`, with a progress bar and
+//! `OUT/metrics.jsonl`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use embodied_r_reasoner::backend::{Backend, BackendKind};
+use embodied_r_reasoner::with_backend;
+use embodied_r_trainer::{TrainConfig, Trainer, data};
+
+/// `embodied-r train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The training configuration (TOML; see docs/training.md).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Override `steps`.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Override `out` (metrics, checkpoints).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override `seed`.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Continue from a checkpoint directory (`OUT/checkpoint-N`) of the same configuration.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// flex (CPU), wgpu or cuda.
+    #[arg(long, default_value = "flex")]
+    pub backend: String,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Runs `train`.
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let mut cfg = TrainConfig::from_file(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    if let Some(s) = args.steps {
+        cfg.steps = s;
+    }
+    if let Some(o) = &args.out {
+        cfg.out = o.clone();
+    }
+    if let Some(s) = args.seed {
+        cfg.seed = s;
+    }
+    cfg.validate()?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    embodied_r_reasoner::init_threads(threads);
+    let kind: BackendKind = args.backend.parse()?;
+    with_backend!(kind, B => train_on::<B>(cfg, args))
+}
+
+fn train_on<B: Backend>(cfg: TrainConfig, args: &TrainArgs) -> Result<()> {
+    let mut examples = Vec::new();
+    for p in &cfg.data {
+        let (ex, report) = data::load(p).with_context(|| format!("loading {}", p.display()))?;
+        tracing::info!(
+            path = %p.display(),
+            examples = ex.len(),
+            skipped = report.skipped,
+            warnings = report.warnings.len(),
+            "training data"
+        );
+        examples.extend(ex);
+    }
+    let out = cfg.out.clone();
+    let steps = cfg.steps;
+    let mut trainer =
+        Trainer::<B>::new(cfg, examples, Default::default()).context("setting up the trainer")?;
+    if let Some(dir) = &args.resume {
+        trainer
+            .resume(dir)
+            .with_context(|| format!("resuming from {}", dir.display()))?;
+        tracing::info!(step = trainer.step(), "resumed");
+    }
+    let bar = indicatif::ProgressBar::new(steps);
+    bar.set_position(trainer.step());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    trainer.run(|m| {
+        bar.set_position(m.step);
+        bar.set_message(format!(
+            "reward {:.3} acc {:.3} fmt {:.3} cons {:.3} kl {:.4} len {:.0} roll {:.0} tok/s upd {:.0} tok/s",
+            m.reward,
+            m.accuracy,
+            m.format,
+            m.consistency,
+            m.kl,
+            m.completion_len,
+            m.rollout_tok_s,
+            m.update_tok_s
+        ));
+    })?;
+    bar.finish();
+    tracing::info!(out = %out.display(), "training finished; metrics in metrics.jsonl");
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! `embodied-r train` end to end on the reasoner's tiny random-weight Llama: the metrics
+//! contract, checkpoints, exact resume, and configuration errors that name the key.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use embodied_r_tests::{run, workspace};
+
+fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let data = dir.join("rows.json");
+    std::fs::write(
+        &data,
+        r#"[{"Question_id": 1, "question_category": "Landmark Position",
+             "question": "Question: Where is the tower?\nChoices:\nA. left\nB. right", "answer": "A"},
+            {"Question_id": 2, "question_category": "Counterfactual",
+             "question": "Question: Which is closer?\nChoices:\nA. the door\nB. the lamp\nC. the sofa", "answer": "C"},
+            {"Question_id": 3, "question_category": "object_counting",
+             "question": "Question: How many chairs are there?", "answer": "3"}]"#,
+    )
+    .unwrap();
+    let model = workspace().join("reasoner/tests/fixtures/tiny-llama");
+    let cfg = dir.join("train.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"model = "{}"
+data = ["{}"]
+seed = 3
+save_every = 1
+[grpo]
+group_size = 4
+prompts_per_step = 2
+max_completion_tokens = 12
+[lora]
+rank = 4
+[reward]
+judge = {{ kind = "local" }}
+{extra}
+"#,
+            model.display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn trains_writes_metrics_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let c = cfg.to_str().unwrap();
+    let full = dir.path().join("full");
+    let (code, _, err) = run(
+        &[
+            "train",
+            "--config",
+            c,
+            "--steps",
+            "3",
+            "--threads",
+            "1",
+            "--out",
+            full.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(full.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["step"], i as u64 + 1);
+        for k in [
+            "reward",
+            "accuracy",
+            "format",
+            "consistency",
+            "kl",
+            "completion_len",
+        ] {
+            assert!(l[k].is_number(), "{k} missing in {l}");
+        }
+    }
+    for f in [
+        "model.mpk",
+        "optim.mpk",
+        "state.json",
+        "adapter_model.safetensors",
+    ] {
+        assert!(full.join("checkpoint-3").join(f).exists(), "{f}");
+    }
+
+    // Two steps, then a resume to three: the third step is the same as in the straight run.
+    let part = dir.path().join("part");
+    let p = part.to_str().unwrap();
+    let (code, _, err) = run(
+        &[
+            "train",
+            "--config",
+            c,
+            "--steps",
+            "2",
+            "--threads",
+            "1",
+            "--out",
+            p,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let ck = part.join("checkpoint-2");
+    let (code, _, err) = run(
+        &[
+            "train",
+            "--config",
+            c,
+            "--steps",
+            "3",
+            "--threads",
+            "1",
+            "--out",
+            p,
+            "--resume",
+            ck.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let resumed: Vec<serde_json::Value> = std::fs::read_to_string(part.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(resumed.len(), 3);
+    for k in ["reward", "completion_len", "loss", "kl", "grad_norm"] {
+        assert_eq!(resumed[2][k], lines[2][k], "{k} differs after resume");
+    }
+}
+
+#[test]
+fn bad_training_configs_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "extraction = \"loose\"");
+    let (code, _, err) = run(&["train", "--config", cfg.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("loose") && err.contains("train.toml"), "{err}");
+
+    let cfg = write_config(dir.path(), "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("kind = \"local\"", "kind = \"none\"");
+    std::fs::write(&cfg, text).unwrap();
+    let (code, _, err) = run(&["train", "--config", cfg.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("reward.judge") && err.contains("consistency"),
+        "{err}"
+    );
+
+    let cfg = write_config(dir.path(), "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("group_size = 4", "group_size = 1");
+    std::fs::write(&cfg, text).unwrap();
+    let (code, _, err) = run(&["train", "--config", cfg.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("grpo.group_size"), "{err}");
+}

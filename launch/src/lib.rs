@@ -9,6 +9,7 @@
 
 mod bench;
 mod bench_runtime;
+mod bench_train;
 mod chat;
 mod demo;
 mod episodes_cli;
@@ -86,6 +87,8 @@ pub enum BenchCommand {
     Keyframes(keyframes::KeyframesBenchArgs),
     /// The runtime's overhead outside model time: capture at 30 fps and ask → reply.
     Runtime(bench_runtime::RuntimeBenchArgs),
+    /// GRPO training throughput: rollout and update tokens/s on one group.
+    Train(bench_train::TrainBenchArgs),
 }
 
 /// How the model's matrices are kept (see the README's "Speed and exactness").
@@ -193,6 +196,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Lm(a)) => bench::run(&a),
         Command::Bench(BenchCommand::Keyframes(a)) => keyframes::bench(&a),
         Command::Bench(BenchCommand::Runtime(a)) => bench_runtime::run(&a),
+        Command::Bench(BenchCommand::Train(a)) => bench_train::run(&a),
         Command::Sim(c) => sim::run(&c),
         Command::Keyframes(a) => keyframes::run(&a),
         Command::FetchModel(a) => {

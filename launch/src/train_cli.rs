@@ -11,10 +11,14 @@ use embodied_r_trainer::{TrainConfig, Trainer, data};
 
 /// `embodied-r train`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct TrainArgs {
+    /// `export`: write a checkpoint as a Hugging Face folder.
+    #[command(subcommand)]
+    pub action: Option<TrainAction>,
     /// The training configuration (TOML; see docs/training.md).
     #[arg(long)]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
     /// Override `steps`.
     #[arg(long)]
     pub steps: Option<u64>,
@@ -35,10 +39,37 @@ pub struct TrainArgs {
     pub threads: Option<usize>,
 }
 
+/// `embodied-r train` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum TrainAction {
+    /// Write a checkpoint as a Hugging Face folder (LoRA merged; transformers loads it).
+    Export(ExportArgs),
+}
+
+/// `embodied-r train export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The checkpoint directory (`OUT/checkpoint-N`).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The folder to write.
+    #[arg(long)]
+    pub hf: PathBuf,
+    /// The base model, when not at the path the checkpoint records.
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+}
+
 /// Runs `train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let mut cfg = TrainConfig::from_file(&args.config)
-        .with_context(|| format!("reading {}", args.config.display()))?;
+    if let Some(TrainAction::Export(e)) = &args.action {
+        return export(e);
+    }
+    let Some(config) = &args.config else {
+        anyhow::bail!("`embodied-r train` needs --config FILE (or the `export` subcommand)");
+    };
+    let mut cfg =
+        TrainConfig::from_file(config).with_context(|| format!("reading {}", config.display()))?;
     if let Some(s) = args.steps {
         cfg.steps = s;
     }
@@ -104,5 +135,24 @@ fn train_on<B: Backend>(cfg: TrainConfig, args: &TrainArgs) -> Result<()> {
     })?;
     bar.finish();
     tracing::info!(out = %out.display(), "training finished; metrics in metrics.jsonl");
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn export(args: &ExportArgs) -> Result<()> {
+    let report = embodied_r_trainer::export::export_hf::<embodied_r_reasoner::backend::Cpu>(
+        &args.checkpoint,
+        &args.hf,
+        args.base.as_deref(),
+        &Default::default(),
+    )
+    .with_context(|| {
+        format!(
+            "exporting {} to {}",
+            args.checkpoint.display(),
+            args.hf.display()
+        )
+    })?;
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

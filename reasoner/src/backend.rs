@@ -20,6 +20,11 @@ pub type Wgpu = burn::backend::Wgpu;
 #[cfg(feature = "cuda")]
 pub type Cuda = burn::backend::Cuda;
 
+/// Whether `B` is the CPU backend, where the packed kernels and host paths apply.
+pub fn is_cpu<B: Backend>() -> bool {
+    crate::host::is_flex::<B>()
+}
+
 /// A backend named at run time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {

@@ -31,6 +31,7 @@ impl ChatMessage {
 /// A compiled chat template plus the special-token strings templates refer to.
 pub struct ChatTemplate {
     env: Environment<'static>,
+    source: String,
     bos_token: String,
     eos_token: String,
 }
@@ -132,9 +133,25 @@ impl ChatTemplate {
             .map_err(|e| Error::ChatTemplate(format!("does not parse: {e}")))?;
         Ok(ChatTemplate {
             env,
+            source: source.to_string(),
             bos_token: bos_token.to_string(),
             eos_token: eos_token.to_string(),
         })
+    }
+
+    /// The template's Jinja source.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The BOS string the template may print.
+    pub fn bos_token(&self) -> &str {
+        &self.bos_token
+    }
+
+    /// The EOS string the template may print.
+    pub fn eos_token(&self) -> &str {
+        &self.eos_token
     }
 
     /// Renders `messages`; with `add_generation_prompt` the text ends where the assistant's

@@ -303,6 +303,85 @@ impl LlamaConfig {
         Ok(cfg)
     }
 
+    /// The config as a Hugging Face `config.json` (transformers' Llama or Qwen2 classes), the
+    /// inverse of [`LlamaConfig::from_hf_str`]. GGUF per-frequency RoPE factors have no
+    /// `config.json` form and are an error.
+    pub fn to_hf_json(&self) -> Result<serde_json::Value> {
+        if self.rope_freq_factors.is_some() {
+            return Err(Error::Config(
+                "this model's RoPE uses per-frequency factors from GGUF (`rope_freqs`), which a \
+                 Hugging Face config.json cannot express"
+                    .into(),
+            ));
+        }
+        if self.architecture == Architecture::Llama && self.qkv_bias != self.o_bias {
+            return Err(Error::Config(
+                "a Llama config.json has one `attention_bias` for q/k/v and o; this model has \
+                 bias on only some of them"
+                    .into(),
+            ));
+        }
+        if self.architecture == Architecture::Qwen2 && (!self.qkv_bias || self.o_bias) {
+            return Err(Error::Config(
+                "a Qwen2 config.json implies q/k/v bias and no o bias; this model differs".into(),
+            ));
+        }
+        let (model_type, class) = match self.architecture {
+            Architecture::Llama => ("llama", "LlamaForCausalLM"),
+            Architecture::Qwen2 => ("qwen2", "Qwen2ForCausalLM"),
+        };
+        let mut rope = serde_json::json!({"rope_theta": self.rope_theta, "rope_type": "default"});
+        if let Some(sc) = &self.rope_scaling {
+            let extra = serde_json::to_value(sc)
+                .map_err(|e| Error::Config(format!("rope scaling: {e}")))?;
+            if let (Some(r), Some(e)) = (rope.as_object_mut(), extra.as_object()) {
+                for (k, v) in e {
+                    if !v.is_null() {
+                        r.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        let mut v = serde_json::json!({
+            "architectures": [class],
+            "model_type": model_type,
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "head_dim": self.head_dim,
+            "hidden_act": "silu",
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "rope_parameters": rope.clone(),
+            "rope_scaling": if self.rope_scaling.is_some() { rope } else { serde_json::Value::Null },
+            "max_position_embeddings": self.max_position_embeddings,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": match self.eos_token_ids.as_slice() {
+                [one] => serde_json::json!(one),
+                many => serde_json::json!(many),
+            },
+            "torch_dtype": "float32",
+            "dtype": "float32",
+            "use_cache": true,
+        });
+        if let Some(o) = v.as_object_mut() {
+            match self.architecture {
+                Architecture::Llama => {
+                    o.insert("attention_bias".into(), serde_json::json!(self.qkv_bias));
+                    o.insert("mlp_bias".into(), serde_json::json!(false));
+                }
+                Architecture::Qwen2 => {
+                    o.insert("use_sliding_window".into(), serde_json::json!(false));
+                }
+            }
+        }
+        Ok(v)
+    }
+
     /// Reads the config from GGUF metadata (`general.architecture` and `<arch>.*` keys).
     ///
     /// Bias and tying are decided from which tensors the file holds.
@@ -516,6 +595,16 @@ impl LlamaConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hf_json_round_trips() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        for m in ["tiny-llama", "tiny-qwen2"] {
+            let c = LlamaConfig::from_hf_json(&dir.join(m).join("config.json")).unwrap();
+            let back = LlamaConfig::from_hf_str(&c.to_hf_json().unwrap().to_string()).unwrap();
+            assert_eq!(back, c, "{m}");
+        }
+    }
 
     const QWEN: &str = r#"{"architectures":["Qwen2ForCausalLM"],"model_type":"qwen2","vocab_size":256,
         "hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,

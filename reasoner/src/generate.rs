@@ -341,6 +341,11 @@ impl<B: Backend> LanguageModel<B> {
     pub fn model_mut(&mut self) -> &mut Llama<B> {
         &mut self.model
     }
+    /// The chat template, when the model has one.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.template.as_deref()
+    }
+
     /// The tokenizer.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer

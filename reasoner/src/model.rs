@@ -232,6 +232,9 @@ impl<B: Backend> Attention<B> {
     }
 }
 
+/// A tensor by name: Hugging Face name, shape, row-major f32 values.
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
 /// How RoPE reaches the attention block: the frequencies, for the host kernels, or cos/sin
 /// tables as tensors, for the burn path.
 enum RopeAt<'a, B: Backend> {
@@ -372,6 +375,60 @@ impl<B: Backend> Llama<B> {
             }
         }
         out
+    }
+
+    /// Every weight under its Hugging Face name with its shape and f32 values (row-major), as
+    /// `model.safetensors` holds them. Adapters must be merged first; packed weights are
+    /// dequantized.
+    pub fn hf_state_dict(&mut self) -> Result<Vec<NamedTensor>> {
+        fn dense<B: Backend>(name: &str, lin: &Linear<B>) -> Result<Vec<NamedTensor>> {
+            if lin.lora.is_some() {
+                return Err(Error::Config(format!(
+                    "{name} still has a LoRA adapter; merge adapters before exporting"
+                )));
+            }
+            let mut out = Vec::new();
+            match (&lin.weight, &lin.packed) {
+                (Some(w), _) => {
+                    let t = w.val();
+                    out.push((format!("{name}.weight"), t.dims().to_vec(), host_f32(t)));
+                }
+                (None, Some(p)) => out.push((
+                    format!("{name}.weight"),
+                    vec![p.matrix.rows(), p.matrix.cols()],
+                    p.matrix.dequantize(),
+                )),
+                (None, None) => {}
+            }
+            if let Some(b) = &lin.bias {
+                let t = b.val();
+                out.push((format!("{name}.bias"), t.dims().to_vec(), host_f32(t)));
+            }
+            Ok(out)
+        }
+        let vec1 = |t: Tensor<B, 1>| (t.dims().to_vec(), host_f32(t));
+        let mut out = Vec::new();
+        let emb = self.embed_tokens.as_linear();
+        out.extend(dense("model.embed_tokens", &emb)?);
+        for (i, l) in self.layers.iter().enumerate() {
+            let (d, v) = vec1(l.input_layernorm.weight.val());
+            out.push((format!("model.layers.{i}.input_layernorm.weight"), d, v));
+            let (d, v) = vec1(l.post_attention_layernorm.weight.val());
+            out.push((
+                format!("model.layers.{i}.post_attention_layernorm.weight"),
+                d,
+                v,
+            ));
+        }
+        for (name, lin) in self.projections_mut() {
+            out.extend(dense(&name, lin)?);
+        }
+        let (d, v) = vec1(self.norm.weight.val());
+        out.push(("model.norm.weight".into(), d, v));
+        if let Some(head) = &self.lm_head {
+            out.extend(dense("lm_head", head)?);
+        }
+        Ok(out)
     }
 
     /// Folds every attached LoRA adapter into its dense weight.

@@ -104,6 +104,13 @@ impl Tokenizer {
         })
     }
 
+    /// Writes the tokenizer as a `tokenizer.json` (the Hugging Face tokenizers format).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.inner
+            .save(path, true)
+            .map_err(|e| Error::Tokenizer(format!("writing {}: {e}", path.display())))
+    }
+
     /// Encodes `text`. Special tokens written in the text (`<|im_start|>`) become their ids.
     /// With `add_bos`, the model's BOS is prepended when its metadata asks for one.
     pub fn encode(&self, text: &str, add_bos: bool) -> Result<Vec<u32>> {

@@ -95,6 +95,58 @@ fn trains_writes_metrics_and_resumes_exactly() {
         assert!(full.join("checkpoint-3").join(f).exists(), "{f}");
     }
 
+    // The checkpoint exports as a Hugging Face folder that our own CLI then chats with.
+    let hf = dir.path().join("hf");
+    let ck3 = full.join("checkpoint-3");
+    let (code, out, err) = run(
+        &[
+            "train",
+            "export",
+            "--checkpoint",
+            ck3.to_str().unwrap(),
+            "--hf",
+            hf.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"merged_lora\":true"), "{out}");
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
+        assert!(hf.join(f).exists(), "{f}");
+    }
+    let (code, _, err) = run(
+        &[
+            "chat",
+            "--model",
+            hf.to_str().unwrap(),
+            "--weights",
+            "dense",
+            "--max-tokens",
+            "4",
+            "hello",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(
+        &[
+            "train",
+            "export",
+            "--checkpoint",
+            dir.path().to_str().unwrap(),
+            "--hf",
+            hf.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("state.json"), "{err}");
+
     // Two steps, then a resume to three: the third step is the same as in the straight run.
     let part = dir.path().join("part");
     let p = part.to_str().unwrap();

@@ -3,12 +3,13 @@
 
 use std::path::Path;
 
+use embodied_r_reasoner::NamedTensor;
 use safetensors::tensor::{Dtype, TensorView};
 
 use crate::error::{Result, TrainError};
 
 /// Writes f32 tensors `(name, shape, values)` to a safetensors file.
-pub fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<()> {
+pub fn write_safetensors(path: &Path, tensors: &[NamedTensor]) -> Result<()> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
@@ -53,4 +54,90 @@ mod tests {
             .collect();
         assert_eq!(v, t[0].2);
     }
+}
+
+/// What [`export_hf`] wrote.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ExportReport {
+    /// The folder.
+    pub dir: std::path::PathBuf,
+    /// Tensors written.
+    pub tensors: usize,
+    /// Parameters written.
+    pub parameters: usize,
+    /// Training steps of the checkpoint.
+    pub step: u64,
+    /// Whether LoRA adapters were merged.
+    pub merged_lora: bool,
+}
+
+/// Writes a checkpoint as a Hugging Face folder that transformers loads: `config.json`,
+/// `generation_config.json`, `tokenizer.json`, `tokenizer_config.json` (with the chat
+/// template) and `model.safetensors` (f32, LoRA merged into the base weights).
+///
+/// `base` overrides the base model path recorded in the checkpoint (e.g. after moving files).
+pub fn export_hf<B: burn::tensor::backend::Backend>(
+    checkpoint: &Path,
+    out: &Path,
+    base: Option<&Path>,
+    device: &B::Device,
+) -> Result<ExportReport> {
+    use burn::module::Module;
+    use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+
+    let ck = |what: String| TrainError::Checkpoint {
+        path: checkpoint.to_path_buf(),
+        what,
+    };
+    let state_path = checkpoint.join("state.json");
+    let text = std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?;
+    let state: crate::train::TrainState =
+        serde_json::from_str(&text).map_err(|e| ck(format!("state.json: {e}")))?;
+    let base = base.unwrap_or(&state.model);
+    let lm = crate::train::load_dense::<B>(base, device)?;
+    let mut model = lm.model().clone();
+    if state.lora.enabled {
+        model = crate::lora::attach(model, &state.lora, state.seed, device)?.0;
+    }
+    let rec = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    let model = model
+        .load_file(checkpoint.join("model"), &rec, device)
+        .map_err(|e| ck(format!("model.mpk: {e}")))?;
+    let mut merged = model.merge_lora()?;
+    let tensors = merged.hf_state_dict()?;
+    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    write_safetensors(&out.join("model.safetensors"), &tensors)?;
+    let cfg = lm.config().to_hf_json()?;
+    write_json(&out.join("config.json"), &cfg)?;
+    let gen_cfg = serde_json::json!({
+        "bos_token_id": lm.config().bos_token_id,
+        "eos_token_id": lm.config().eos_token_ids,
+    });
+    write_json(&out.join("generation_config.json"), &gen_cfg)?;
+    lm.tokenizer().save(&out.join("tokenizer.json"))?;
+    let tok = lm.tokenizer();
+    let name = |id: Option<u32>| id.and_then(|i| tok.token_str(i));
+    let mut tc = serde_json::json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": name(tok.bos()),
+        "eos_token": name(tok.eos().first().copied()),
+        "add_bos_token": tok.adds_bos(),
+        "model_max_length": lm.config().max_position_embeddings,
+    });
+    if let (Some(t), Some(o)) = (lm.chat_template(), tc.as_object_mut()) {
+        o.insert("chat_template".into(), serde_json::json!(t.source()));
+    }
+    write_json(&out.join("tokenizer_config.json"), &tc)?;
+    Ok(ExportReport {
+        dir: out.to_path_buf(),
+        tensors: tensors.len(),
+        parameters: tensors.iter().map(|(_, _, v)| v.len()).sum(),
+        step: state.step,
+        merged_lora: state.lora.enabled,
+    })
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| TrainError::Data(e.to_string()))?;
+    std::fs::write(path, s).map_err(|e| TrainError::io(path, e))
 }

@@ -10,7 +10,8 @@
 //!   global-norm gradient clipping ([`optim`]);
 //! - the training loop with rollouts, the consistency judges (a frozen in-process copy of the
 //!   base LM, or an OpenAI-compatible endpoint), metrics and resumable checkpoints ([`train`]);
-//! - writing tensors out ([`export`]).
+//! - writing tensors out ([`export`]);
+//! - the training-throughput benchmark ([`bench`]).
 //!
 //! The reward itself lives in `embodied_r_reasoner::reward`, shared with the runtime; the model
 //! and its sampler live in the reasoner crate. What it must not touch: cameras, networking of
@@ -18,6 +19,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod bench;
 pub mod data;
 mod error;
 pub mod export;

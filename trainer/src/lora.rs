@@ -4,7 +4,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use embodied_r_reasoner::{Llama, Lora};
+use embodied_r_reasoner::{Llama, Lora, NamedTensor};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -134,9 +134,17 @@ pub fn strip<B: Backend>(mut model: Llama<B>) -> Llama<B> {
     model
 }
 
+/// Puts `from`'s adapters (or their absence) on the same projections of `to` — e.g. from the
+/// trained policy onto the packed-weight model that samples the rollouts.
+pub fn copy_adapters<B: Backend>(from: &mut Llama<B>, to: &mut Llama<B>) {
+    for ((_, src), (_, dst)) in from.projections_mut().into_iter().zip(to.projections_mut()) {
+        dst.lora = src.lora.clone();
+    }
+}
+
 /// The adapters' tensors under PEFT's names
 /// (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`), row-major f32.
-pub fn adapter_tensors<B: Backend>(model: &mut Llama<B>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+pub fn adapter_tensors<B: Backend>(model: &mut Llama<B>) -> Vec<NamedTensor> {
     let mut out = Vec::new();
     for (name, lin) in model.projections_mut() {
         if let Some(l) = &lin.lora {

@@ -21,8 +21,8 @@ use embodied_r_reasoner::reward::{
     self, ConsistencyJudge, Extraction, RewardWeights, Schedule, Stage,
 };
 use embodied_r_reasoner::{
-    ChatMessage, FinishReason, GenerationConfig, LanguageModel, Llama, LoadOptions, SamplingConfig,
-    WeightMode,
+    ActivationMode, ChatMessage, FinishReason, GenerationConfig, LanguageModel, Llama, LoadOptions,
+    SamplingConfig, WeightMode,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -533,7 +533,7 @@ impl<B: Backend> Trainer<B> {
             tracing::info!(adapters = n, rank = cfg.lora.rank, "LoRA attached");
             policy = m;
         }
-        let rollout = load_dense::<B>(&cfg.model, &device)?;
+        let rollout = rollout_model::<B>(&cfg.model, &cfg.lora, &device)?;
         let optim = cfg.optim.adamw().init::<Ad<B>, Llama<Ad<B>>>();
         Ok(Trainer {
             cfg,
@@ -583,7 +583,11 @@ impl<B: Backend> Trainer<B> {
         let g = self.cfg.grpo.clone();
         let weights = self.schedule.at(self.step);
         let lr = self.cfg.optim.lr_at(self.step, self.cfg.steps);
-        *self.rollout.model_mut() = self.policy.valid();
+        if self.cfg.lora.enabled {
+            lora::copy_adapters(&mut self.policy.valid(), self.rollout.model_mut());
+        } else {
+            *self.rollout.model_mut() = self.policy.valid();
+        }
         let mut m = StepMetrics {
             step: self.step + 1,
             lr,
@@ -862,6 +866,28 @@ pub fn load_dense<B: Backend>(path: &Path, device: &B::Device) -> Result<Languag
         },
         device,
     )?)
+}
+
+/// The model that samples rollouts. With LoRA on the CPU backend the frozen base stays in its
+/// file's block format and runs through the packed kernels with f32 activations (the same
+/// numbers as the dense weights the update uses, at a fraction of the memory traffic); the
+/// adapters are copied onto it before each step. Otherwise dense f32, replaced after each step.
+pub fn rollout_model<B: Backend>(
+    path: &Path,
+    lora: &LoraConfig,
+    device: &B::Device,
+) -> Result<LanguageModel<B>> {
+    if lora.enabled && embodied_r_reasoner::backend::is_cpu::<B>() {
+        Ok(LanguageModel::<B>::load_on(
+            path,
+            &LoadOptions {
+                weights: WeightMode::Packed(ActivationMode::F32),
+            },
+            device,
+        )?)
+    } else {
+        load_dense(path, device)
+    }
 }
 
 /// A per-(seed, step, slot) sampling seed.

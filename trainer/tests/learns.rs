@@ -195,3 +195,140 @@ weights = {{ accuracy = 1.0, format = 0.0, consistency = 0.0 }}
         assert!(ck.join(f).exists(), "{f} missing");
     }
 }
+
+/// Trains the tiny model for a few steps on the toy task (adapters then differ from zero),
+/// exports the checkpoint as a Hugging Face folder, loads that folder with our own loader and
+/// compares its logits and greedy text with what transformers computed on the same export
+/// (`tools/fixtures_export.py` writes `tests/fixtures/export_tiny.json`; it runs this test with
+/// `EMBODIED_R_EXPORT_DIR` set to keep the folder for transformers).
+#[test]
+fn exported_folder_matches_transformers() {
+    let out = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"
+model = "{}"
+data = ["unused"]
+out = "{}"
+steps = 4
+seed = 11
+[grpo]
+group_size = 8
+prompts_per_step = 2
+max_completion_tokens = 8
+top_p = 1.0
+top_k = 0
+[optim]
+lr = 0.02
+warmup_ratio = 0.0
+[lora]
+rank = 4
+alpha = 8.0
+targets = ["all-linear"]
+[reward]
+weights = {{ accuracy = 1.0, format = 0.0, consistency = 0.0 }}
+"#,
+        tiny().display(),
+        out.path().display()
+    );
+    let cfg: TrainConfig = toml::from_str(&toml).unwrap();
+    let dev = Default::default();
+    let base = Arc::new(load_dense::<Cpu>(&cfg.model, &dev).unwrap());
+    let data: Vec<Example> = (0..4).map(example).collect();
+    let mut t =
+        Trainer::<Cpu>::with_scorer(cfg, data, dev, base.clone(), Box::new(MultiplesOfFour))
+            .unwrap();
+    t.run(|_| {}).unwrap();
+    let keep = std::env::var_os("EMBODIED_R_EXPORT_DIR").map(PathBuf::from);
+    let hf = keep.clone().unwrap_or_else(|| out.path().join("hf"));
+    let report = embodied_r_trainer::export::export_hf::<Cpu>(
+        &out.path().join("checkpoint-4"),
+        &hf,
+        None,
+        &Default::default(),
+    )
+    .unwrap();
+    assert!(report.merged_lora);
+    let exported = embodied_r_reasoner::LanguageModel::<Cpu>::load(
+        &hf,
+        &embodied_r_reasoner::LoadOptions::default(),
+    )
+    .unwrap();
+    // The trained policy and its merged export agree (merging is exact up to rounding).
+    let prompt: Vec<u32> = vec![1, 20, 33, 47, 5, 99, 300, 12];
+    let ours = exported.last_logits(&prompt).unwrap();
+    let mut policy = embodied_r_reasoner::LanguageModel::<Cpu>::load(
+        tiny(),
+        &embodied_r_reasoner::LoadOptions::default(),
+    )
+    .unwrap();
+    *policy.model_mut() = t.policy();
+    let trained = policy.last_logits(&prompt).unwrap();
+    let base_logits = base.last_logits(&prompt).unwrap();
+    let diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    assert!(
+        diff(&ours, &trained) < 1e-4,
+        "merge changed the logits by {}",
+        diff(&ours, &trained)
+    );
+    assert!(
+        diff(&ours, &base_logits) > 1e-3,
+        "training did not move the weights"
+    );
+    if keep.is_some() {
+        return; // writing fixtures: transformers reads the folder next
+    }
+    let fix = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/export_tiny.json");
+    let fix: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&fix).unwrap()).unwrap();
+    assert_eq!(fix["prompt"].as_array().unwrap().len(), prompt.len());
+    let reference: Vec<f32> = fix["last_logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let (lo, hi) = reference
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+    let e = diff(&ours, &reference) / (hi - lo);
+    eprintln!("export vs transformers: max |Δlogit| = {e:.2e} of the range");
+    assert!(
+        e < 1e-3,
+        "transformers' logits on the export differ by {e} of the range"
+    );
+    let greedy: Vec<u32> = fix["greedy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    let ids = exported
+        .generate_ids(
+            &prompt,
+            &embodied_r_reasoner::GenerationConfig {
+                stop_on_eos: false,
+                ..embodied_r_reasoner::GenerationConfig::greedy(greedy.len())
+            },
+            |_| std::ops::ControlFlow::Continue(()),
+        )
+        .unwrap()
+        .tokens;
+    assert_eq!(
+        ids, greedy,
+        "greedy continuation differs from transformers'"
+    );
+    // transformers renders the exported chat template as we do.
+    let msgs = [embodied_r_reasoner::ChatMessage::new(
+        "user",
+        "Where is the door?",
+    )];
+    assert_eq!(
+        exported.render_messages(&msgs, true).unwrap(),
+        fix["chat_render"].as_str().unwrap()
+    );
+}

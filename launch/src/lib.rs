@@ -13,6 +13,7 @@ mod bench_train;
 mod chat;
 mod demo;
 mod episodes_cli;
+mod eval_cli;
 mod fetch;
 mod inproc;
 mod keyframes;
@@ -64,6 +65,8 @@ pub enum Command {
     Episodes(episodes_cli::EpisodesCommand),
     /// Chat with a language model: streams the answer to stdout, speed to stderr.
     Chat(ChatArgs),
+    /// Accuracy per category and overall on a benchmark, with format and consistency rates.
+    Eval(eval_cli::EvalArgs),
     /// Fine-tune the reasoning LM with GRPO (format + accuracy + consistency rewards).
     Train(train_cli::TrainArgs),
     /// Benchmarks.
@@ -193,6 +196,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Episodes(c) => episodes_cli::run(&c),
         Command::Chat(a) => chat::run(&a),
         Command::Train(a) => train_cli::run(&a),
+        Command::Eval(a) => eval_cli::run(&a),
         Command::Bench(BenchCommand::Lm(a)) => bench::run(&a),
         Command::Bench(BenchCommand::Keyframes(a)) => keyframes::bench(&a),
         Command::Bench(BenchCommand::Runtime(a)) => bench_runtime::run(&a),

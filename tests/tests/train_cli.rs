@@ -223,3 +223,46 @@ fn bad_training_configs_are_named() {
     assert_ne!(code, 0);
     assert!(err.contains("grpo.group_size"), "{err}");
 }
+
+#[test]
+fn eval_reports_per_category_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let _ = write_config(dir.path(), "");
+    let rows = dir.path().join("rows.json");
+    let model = workspace().join("reasoner/tests/fixtures/tiny-llama");
+    let json = dir.path().join("report.json");
+    let args = [
+        "eval",
+        "--data",
+        rows.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--weights",
+        "dense",
+        "--max-tokens",
+        "8",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let (code, out, err) = run(&args, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("overall (sample-weighted)"), "{out}");
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rep["overall"]["n"], 3);
+    for c in ["Landmark Position", "Counterfactual", "object_counting"] {
+        assert_eq!(rep["categories"][c]["n"], 1, "{rep}");
+    }
+    let items = dir.path().join("report.items.jsonl");
+    let before = std::fs::read_to_string(&items).unwrap();
+    assert_eq!(before.lines().count(), 3);
+    // A second run finds every result and adds none.
+    let (code, _, err) = run(&args, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&items).unwrap(), before);
+    // A bad row is named.
+    std::fs::write(&rows, r#"[{"question": "q", "answer": "maybe"}]"#).unwrap();
+    let (code, _, err) = run(&args, &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("row 0") && err.contains("maybe"), "{err}");
+}

@@ -10,6 +10,7 @@
 //!   global-norm gradient clipping ([`optim`]);
 //! - the training loop with rollouts, the consistency judges (a frozen in-process copy of the
 //!   base LM, or an OpenAI-compatible endpoint), metrics and resumable checkpoints ([`train`]);
+//! - evaluation: accuracy per category and overall, format and consistency rates ([`eval`]);
 //! - writing tensors out ([`export`]);
 //! - the training-throughput benchmark ([`bench`]).
 //!
@@ -22,6 +23,7 @@
 pub mod bench;
 pub mod data;
 mod error;
+pub mod eval;
 pub mod export;
 pub mod grpo;
 pub mod lora;

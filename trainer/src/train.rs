@@ -316,9 +316,17 @@ impl Scorer for EmbodiedReward {
     }
 }
 
-/// The frozen base LM as the consistency judge (greedy, 10 tokens).
+/// An in-process LM as the consistency judge (greedy, 10 tokens): the frozen base in training,
+/// the evaluated model itself in evaluation (as the runtime's check).
 pub struct LocalJudge<B: Backend> {
     lm: Arc<LanguageModel<B>>,
+}
+
+impl<B: Backend> LocalJudge<B> {
+    /// A judge backed by `lm`.
+    pub fn new(lm: Arc<LanguageModel<B>>) -> Self {
+        LocalJudge { lm }
+    }
 }
 
 impl<B: Backend> ConsistencyJudge for LocalJudge<B> {

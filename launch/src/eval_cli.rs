@@ -1,0 +1,162 @@
+//! `embodied-r eval`: accuracy per category and overall on a benchmark file or directory, with
+//! format and consistency rates; resumable (per-example results are appended as they finish).
+
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use embodied_r_reasoner::backend::Backend;
+use embodied_r_reasoner::reward::Extraction;
+use embodied_r_reasoner::{LanguageModel, LoadOptions, with_backend};
+use embodied_r_trainer::data;
+use embodied_r_trainer::eval::{self, EvalSettings};
+use embodied_r_trainer::train::LocalJudge;
+
+use crate::ModelArgs;
+
+/// `embodied-r eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Benchmark rows: Embodied-R JSON (`question` holding the whole prompt), GRPO JSONL, an
+    /// episode log directory, or a directory of such files.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Model, backend, weights, threads.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Where the video text comes from: `none` (it is already in the rows).
+    #[arg(long, default_value = "none")]
+    pub describer: String,
+    /// Completion budget per question.
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: usize,
+    /// Longest prompt; the oldest video text is trimmed beyond it (with a warning).
+    #[arg(long, default_value_t = 3072)]
+    pub max_prompt_tokens: usize,
+    /// `strict` (the `<answer>` block) or `reference` (the method's normaliser).
+    #[arg(long, default_value = "strict")]
+    pub extraction: String,
+    /// Skip the consistency check (a second, 10-token pass of the same model per correct answer).
+    #[arg(long)]
+    pub no_consistency: bool,
+    /// Evaluate only the first N examples.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Write the report (per category and overall) as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Per-example results, appended as they finish; an interrupted run resumes from them
+    /// (default: next to --json, else `eval-items.jsonl`).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+}
+
+/// Runs `eval`.
+pub fn run(args: &EvalArgs) -> Result<()> {
+    if args.describer != "none" {
+        anyhow::bail!(
+            "--describer {}: this build evaluates rows whose `question` already holds the video \
+             text (`none`); generating the text with the simulator's describer is not available yet",
+            args.describer
+        );
+    }
+    args.model.init_threads();
+    let kind = args.model.backend_kind()?;
+    with_backend!(kind, B => eval_on::<B>(args))
+}
+
+fn eval_on<B: Backend>(args: &EvalArgs) -> Result<()> {
+    let extraction: Extraction = args
+        .extraction
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--extraction: {e}"))?;
+    let (mut examples, report) =
+        data::load(&args.data).with_context(|| format!("loading {}", args.data.display()))?;
+    if let Some(n) = args.limit {
+        examples.truncate(n);
+    }
+    tracing::info!(
+        examples = examples.len(),
+        skipped = report.skipped,
+        "evaluation data"
+    );
+    let opts = LoadOptions {
+        weights: args.model.weight_mode()?,
+    };
+    let lm = Arc::new(
+        LanguageModel::<B>::load(&args.model.model, &opts)
+            .with_context(|| format!("loading {}", args.model.model.display()))?,
+    );
+    let judge = LocalJudge::new(lm.clone());
+    let results = args.results.clone().unwrap_or_else(|| match &args.json {
+        Some(j) => j.with_extension("items.jsonl"),
+        None => PathBuf::from("eval-items.jsonl"),
+    });
+    let bar = indicatif::ProgressBar::new(examples.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let settings = EvalSettings {
+        max_tokens: args.max_tokens,
+        max_prompt_tokens: args.max_prompt_tokens,
+        extraction,
+    };
+    let items = eval::evaluate(
+        &lm,
+        &examples,
+        &settings,
+        (!args.no_consistency)
+            .then_some(&judge as &dyn embodied_r_reasoner::reward::ConsistencyJudge),
+        &results,
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    let ids: std::collections::HashSet<&str> = examples.iter().map(|e| e.id.as_str()).collect();
+    let items: Vec<_> = items
+        .into_iter()
+        .filter(|i| ids.contains(i.id.as_str()))
+        .collect();
+    let rep = eval::report(&args.model.model.display().to_string(), extraction, &items);
+    println!(
+        "{:<28} {:>5} {:>9} {:>7} {:>12}",
+        "category", "n", "accuracy", "format", "consistency"
+    );
+    let pct = |x: f64| format!("{:.1}%", 100.0 * x);
+    let cons = |c: Option<f64>| c.map_or("-".to_string(), pct);
+    for (k, r) in &rep.categories {
+        println!(
+            "{:<28} {:>5} {:>9} {:>7} {:>12}",
+            k,
+            r.n,
+            pct(r.accuracy),
+            pct(r.format),
+            cons(r.consistency)
+        );
+    }
+    println!(
+        "{:<28} {:>5} {:>9} {:>7} {:>12}",
+        "overall (sample-weighted)",
+        rep.overall.n,
+        pct(rep.overall.accuracy),
+        pct(rep.overall.format),
+        cons(rep.overall.consistency)
+    );
+    println!(
+        "mean of category accuracies: {}",
+        pct(rep.category_mean_accuracy)
+    );
+    if let Some(j) = &args.json {
+        std::fs::write(j, serde_json::to_string_pretty(&rep)?)
+            .with_context(|| format!("writing {}", j.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! Evaluation: accuracy per category and overall (sample-weighted, as the paper reports it),
+//! format and consistency rates, resumable through a per-example results file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use embodied_r_reasoner::reward::{self, ConsistencyJudge, Extraction};
+use embodied_r_reasoner::{GenerationConfig, LanguageModel};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Example;
+use crate::error::{Result, TrainError};
+use crate::train::fit_prompt;
+
+/// One example's outcome (a line of the results file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemResult {
+    /// Example id.
+    pub id: String,
+    /// Category.
+    pub category: String,
+    /// Accuracy (0/1, or mean relative accuracy for numbers).
+    pub accuracy: f64,
+    /// Spec §4.1 format, 0 or 1.
+    pub format: f64,
+    /// Consistency, for correct option answers when checked (a correct answer without a think
+    /// text counts as inconsistent, as in the reward).
+    pub consistency: Option<f64>,
+    /// The option letter read, if any.
+    pub choice: Option<char>,
+    /// The gold answer.
+    pub solution: String,
+    /// The completion.
+    pub completion: String,
+}
+
+/// Rates of one category (or of everything).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    /// Examples.
+    pub n: usize,
+    /// Mean accuracy.
+    pub accuracy: f64,
+    /// Share with the right format.
+    pub format: f64,
+    /// Share judged consistent, over the judged ones.
+    pub consistency: Option<f64>,
+    /// How many were judged.
+    pub judged: usize,
+}
+
+/// The report `eval --json` writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// The model evaluated.
+    pub model: String,
+    /// Answer extraction used.
+    pub extraction: Extraction,
+    /// Sample-weighted over all examples.
+    pub overall: Rates,
+    /// Unweighted mean of the category accuracies (the paper's tables show both kinds).
+    pub category_mean_accuracy: f64,
+    /// Per category.
+    pub categories: BTreeMap<String, Rates>,
+}
+
+/// Aggregates results.
+pub fn report(model: &str, extraction: Extraction, items: &[ItemResult]) -> EvalReport {
+    fn rates<'a>(it: impl Iterator<Item = &'a ItemResult>) -> Rates {
+        let mut r = Rates::default();
+        let (mut acc, mut fmt, mut cons) = (0.0, 0.0, 0.0);
+        for i in it {
+            r.n += 1;
+            acc += i.accuracy;
+            fmt += i.format;
+            if let Some(c) = i.consistency {
+                r.judged += 1;
+                cons += c;
+            }
+        }
+        let n = r.n.max(1) as f64;
+        r.accuracy = acc / n;
+        r.format = fmt / n;
+        r.consistency = (r.judged > 0).then(|| cons / r.judged as f64);
+        r
+    }
+    let mut cats: BTreeMap<String, Vec<&ItemResult>> = BTreeMap::new();
+    for i in items {
+        cats.entry(i.category.clone()).or_default().push(i);
+    }
+    let categories: BTreeMap<String, Rates> = cats
+        .into_iter()
+        .map(|(k, v)| (k, rates(v.into_iter())))
+        .collect();
+    let category_mean_accuracy = if categories.is_empty() {
+        0.0
+    } else {
+        categories.values().map(|r| r.accuracy).sum::<f64>() / categories.len() as f64
+    };
+    EvalReport {
+        model: model.to_string(),
+        extraction,
+        overall: rates(items.iter()),
+        category_mean_accuracy,
+        categories,
+    }
+}
+
+/// Results already in `path` (a previous, interrupted run); a torn last line is ignored.
+pub fn read_results(path: &Path) -> Result<Vec<ItemResult>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(TrainError::io(path, e)),
+    };
+    let mut out = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        match serde_json::from_str::<ItemResult>(l) {
+            Ok(r) => out.push(r),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {
+                tracing::warn!(file = %path.display(), "ignoring a torn last line");
+            }
+            Err(e) => {
+                return Err(TrainError::Data(format!(
+                    "{} line {}: not an evaluation result: {e}",
+                    path.display(),
+                    i + 1
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Settings of an evaluation.
+#[derive(Debug, Clone)]
+pub struct EvalSettings {
+    /// Completion budget.
+    pub max_tokens: usize,
+    /// Longest prompt (video text trimmed beyond it).
+    pub max_prompt_tokens: usize,
+    /// Answer extraction.
+    pub extraction: Extraction,
+}
+
+/// Evaluates `examples` with greedy decoding, appending each result to `results` (skipping ids
+/// already there) and calling `progress(done, total)` after each.
+pub fn evaluate<B: Backend>(
+    lm: &LanguageModel<B>,
+    examples: &[Example],
+    settings: &EvalSettings,
+    judge: Option<&dyn ConsistencyJudge>,
+    results: &Path,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<ItemResult>> {
+    let mut done = read_results(results)?;
+    // Rewrite without a torn tail before appending.
+    {
+        let mut f = std::fs::File::create(results).map_err(|e| TrainError::io(results, e))?;
+        for r in &done {
+            let l = serde_json::to_string(r).map_err(|e| TrainError::Data(e.to_string()))?;
+            writeln!(f, "{l}").map_err(|e| TrainError::io(results, e))?;
+        }
+    }
+    let seen: HashSet<String> = done.iter().map(|r| r.id.clone()).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(results)
+        .map_err(|e| TrainError::io(results, e))?;
+    let total = examples.len();
+    progress(done.len().min(total), total);
+    let gen_cfg = GenerationConfig {
+        stop: vec!["</answer>".into()],
+        ..GenerationConfig::greedy(settings.max_tokens)
+    };
+    for ex in examples {
+        if seen.contains(&ex.id) {
+            continue;
+        }
+        let (ids, _) = fit_prompt(lm, ex, settings.max_prompt_tokens)?;
+        let out = lm.generate_ids(&ids, &gen_cfg, |_| std::ops::ControlFlow::Continue(()))?;
+        // The stop string is cut from the text; put it back so the format rule sees it.
+        let mut text = out.text;
+        if out.finish == embodied_r_reasoner::FinishReason::Stop {
+            text.push_str("</answer>");
+        }
+        let (r, scored) = reward::rewards(
+            &text,
+            &ex.solution,
+            &ex.choices,
+            &ex.question(),
+            settings.extraction,
+            judge,
+        )
+        .map_err(TrainError::Judge)?;
+        let item = ItemResult {
+            id: ex.id.clone(),
+            category: ex.category.clone(),
+            accuracy: r.accuracy,
+            format: r.format,
+            // Rated over correct answers only: the judge is consulted only for those.
+            consistency: r.consistency.filter(|_| r.accuracy >= 1.0),
+            choice: scored.choice,
+            solution: ex.solution.clone(),
+            completion: text,
+        };
+        let l = serde_json::to_string(&item).map_err(|e| TrainError::Data(e.to_string()))?;
+        writeln!(file, "{l}").map_err(|e| TrainError::io(results, e))?;
+        file.flush().map_err(|e| TrainError::io(results, e))?;
+        done.push(item);
+        progress(done.len(), total);
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, cat: &str, acc: f64, cons: Option<f64>) -> ItemResult {
+        ItemResult {
+            id: id.into(),
+            category: cat.into(),
+            accuracy: acc,
+            format: 1.0,
+            consistency: cons,
+            choice: None,
+            solution: "A".into(),
+            completion: String::new(),
+        }
+    }
+
+    #[test]
+    fn overall_is_sample_weighted_and_categories_are_separate() {
+        let items = vec![
+            item("1", "LP", 1.0, Some(1.0)),
+            item("2", "LP", 1.0, Some(0.0)),
+            item("3", "LP", 0.0, None),
+            item("4", "C", 0.0, None),
+        ];
+        let r = report("m", Extraction::Strict, &items);
+        assert!((r.overall.accuracy - 0.5).abs() < 1e-12);
+        assert!((r.categories["LP"].accuracy - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(r.categories["C"].accuracy, 0.0);
+        assert!((r.category_mean_accuracy - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(r.overall.consistency, Some(0.5));
+        assert_eq!(r.categories["C"].consistency, None);
+    }
+
+    #[test]
+    fn results_survive_a_torn_tail_and_name_damage() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("r.jsonl");
+        let a = serde_json::to_string(&item("1", "LP", 1.0, None)).expect("json");
+        std::fs::write(&p, format!("{a}\n{{\"id\": \"2\", \"categ")).expect("write");
+        assert_eq!(read_results(&p).expect("read").len(), 1);
+        std::fs::write(&p, format!("garbage\n{a}\n")).expect("write");
+        let e = read_results(&p).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+}

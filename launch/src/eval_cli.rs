@@ -27,7 +27,9 @@ pub struct EvalArgs {
     /// Model, backend, weights, threads.
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Where the video text comes from: `none` (it is already in the rows).
+    /// Where the video text comes from: `none` (it is already in the rows) or `sim` (the data
+    /// is a split file of a simulator benchmark: each video is re-rendered, key frames selected
+    /// and described by the ground-truth describer).
     #[arg(long, default_value = "none")]
     pub describer: String,
     /// Completion budget per question.
@@ -56,12 +58,8 @@ pub struct EvalArgs {
 
 /// Runs `eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
-    if args.describer != "none" {
-        anyhow::bail!(
-            "--describer {}: this build evaluates rows whose `question` already holds the video \
-             text (`none`); generating the text with the simulator's describer is not available yet",
-            args.describer
-        );
+    if !matches!(args.describer.as_str(), "none" | "sim") {
+        anyhow::bail!("--describer {}: expected `none` or `sim`", args.describer);
     }
     args.model.init_threads();
     let kind = args.model.backend_kind()?;
@@ -73,16 +71,19 @@ fn eval_on<B: Backend>(args: &EvalArgs) -> Result<()> {
         .extraction
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--extraction: {e}"))?;
-    let (mut examples, report) =
-        data::load(&args.data).with_context(|| format!("loading {}", args.data.display()))?;
+    let (mut examples, skipped) = if args.describer == "sim" {
+        let ex = crate::sim_data::sim_examples(&args.data)
+            .with_context(|| format!("building video text for {}", args.data.display()))?;
+        (ex, 0)
+    } else {
+        let (ex, report) =
+            data::load(&args.data).with_context(|| format!("loading {}", args.data.display()))?;
+        (ex, report.skipped)
+    };
     if let Some(n) = args.limit {
         examples.truncate(n);
     }
-    tracing::info!(
-        examples = examples.len(),
-        skipped = report.skipped,
-        "evaluation data"
-    );
+    tracing::info!(examples = examples.len(), skipped, "evaluation data");
     let opts = LoadOptions {
         weights: args.model.weight_mode()?,
     };

@@ -19,6 +19,7 @@ mod inproc;
 mod keyframes;
 mod runtime_cli;
 mod sim;
+mod sim_data;
 mod train_cli;
 
 use std::path::PathBuf;

@@ -91,6 +91,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 fn train_on<B: Backend>(cfg: TrainConfig, args: &TrainArgs) -> Result<()> {
     let mut examples = Vec::new();
     for p in &cfg.data {
+        if cfg.describer == "sim" {
+            let ex = crate::sim_data::sim_examples(p)
+                .with_context(|| format!("building video text for {}", p.display()))?;
+            tracing::info!(path = %p.display(), examples = ex.len(), "simulator training data");
+            examples.extend(ex);
+            continue;
+        }
         let (ex, report) = data::load(p).with_context(|| format!("loading {}", p.display()))?;
         tracing::info!(
             path = %p.display(),

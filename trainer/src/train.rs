@@ -165,6 +165,11 @@ pub struct TrainConfig {
     pub model: PathBuf,
     /// Training data: files or directories (see [`crate::data::load`]).
     pub data: Vec<PathBuf>,
+    /// Where the video text comes from: `none` (already in the rows) or `sim` (the data are
+    /// split files of a simulator benchmark; the binary renders each video, selects key frames
+    /// and runs the ground-truth describer).
+    #[serde(default = "default_describer")]
+    pub describer: String,
     /// Output directory (metrics, checkpoints, plots).
     #[serde(default = "default_out")]
     pub out: PathBuf,
@@ -191,6 +196,9 @@ pub struct TrainConfig {
     pub reward: RewardConfig,
 }
 
+fn default_describer() -> String {
+    "none".into()
+}
 fn default_out() -> PathBuf {
     PathBuf::from("runs/grpo")
 }
@@ -265,6 +273,13 @@ impl TrainConfig {
         }
         if self.steps == 0 {
             return bad("steps", "0".into(), "at least 1");
+        }
+        if !matches!(self.describer.as_str(), "none" | "sim") {
+            return bad(
+                "describer",
+                format!("`{}`", self.describer),
+                "`none` or `sim`",
+            );
         }
         if self.data.is_empty() {
             return Err(TrainError::Config(

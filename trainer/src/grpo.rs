@@ -140,8 +140,11 @@ impl Batch {
 }
 
 /// Per-token log-probabilities `[n, width]` of each completion under `model` (0 on padding).
-/// Runs prompt + completion in one pass; the vocabulary head runs only on the positions that
-/// predict completion tokens.
+///
+/// The prompt is shared: it runs once (batch 1), its keys and values are repeated to the `n`
+/// sequences, and only the completions run as a batch — a G-fold saving on the prompt in both
+/// the forward and the backward pass (gradients of the repeated cache sum back into the single
+/// prompt pass). The vocabulary head runs only on the positions that predict completion tokens.
 pub fn token_logprobs<B: Backend>(
     model: &Llama<B>,
     batch: &Batch,
@@ -155,26 +158,33 @@ pub fn token_logprobs<B: Backend>(
             "a training batch needs a prompt and at least one non-empty completion".into(),
         ));
     }
-    let seqs: Vec<Vec<u32>> = batch
+    let padded: Vec<Vec<u32>> = batch
         .completions
         .iter()
         .map(|c| {
-            let mut s = batch.prompt.clone();
-            s.extend_from_slice(c);
-            s.resize(p + w, 0);
+            let mut s = c.clone();
+            s.resize(w, 0);
             s
         })
         .collect();
     let mut cache = model.new_cache(p + w);
-    let logits = model
-        .forward_ids(&seqs, &mut cache, LogitsFor::From(p - 1), device)
-        .map_err(TrainError::Model)?;
-    // Positions p−1 … p+w−2 predict the completion tokens at p … p+w−1.
-    let logits = logits.narrow(1, 0, w);
-    let targets: Vec<i64> = seqs
-        .iter()
-        .flat_map(|s| s[p..].iter().map(|&t| i64::from(t)))
-        .collect();
+    // The last prompt position predicts each completion's first token.
+    let first = model
+        .forward_ids(&[batch.prompt.clone()], &mut cache, LogitsFor::Last, device)
+        .map_err(TrainError::Model)?
+        .repeat_dim(0, n);
+    let logits = if w > 1 {
+        cache.repeat_batch(n);
+        // Completion tokens 0..w−1 predict tokens 1..w.
+        let inputs: Vec<Vec<u32>> = padded.iter().map(|c| c[..w - 1].to_vec()).collect();
+        let rest = model
+            .forward_ids(&inputs, &mut cache, LogitsFor::All, device)
+            .map_err(TrainError::Model)?;
+        Tensor::cat(vec![first, rest], 1)
+    } else {
+        first
+    };
+    let targets: Vec<i64> = padded.iter().flatten().map(|&t| i64::from(t)).collect();
     let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, w]), device);
     let lp = log_softmax(logits, 2).gather(2, targets.unsqueeze_dim::<3>(2));
     Ok(lp.squeeze_dim::<2>(2) * batch.mask::<B>(device))

@@ -93,6 +93,51 @@ fn gradient_matches_finite_differences() {
     }
 }
 
+#[test]
+fn shared_prompt_log_probs_equal_whole_sequence_log_probs() {
+    let dev = Default::default();
+    let lm = load_dense::<Cpu>(&tiny(), &dev).unwrap();
+    let batch = Batch {
+        prompt: vec![5, 17, 33, 9, 250],
+        completions: vec![vec![40, 41, 42, 2], vec![100], vec![7, 3]],
+    };
+    let got: Vec<f32> = grpo::token_logprobs(lm.model(), &batch, &dev)
+        .unwrap()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    for (i, c) in batch.completions.iter().enumerate() {
+        let mut seq = batch.prompt.clone();
+        seq.extend_from_slice(c);
+        let mut cache = lm.model().new_cache(seq.len());
+        let logits = lm
+            .model()
+            .forward_ids(
+                &[seq.clone()],
+                &mut cache,
+                embodied_r_reasoner::LogitsFor::All,
+                &dev,
+            )
+            .unwrap();
+        let v = lm.config().vocab_size;
+        let all: Vec<f32> = logits.into_data().to_vec().unwrap();
+        for (j, &t) in c.iter().enumerate() {
+            let row = &all[(batch.prompt.len() + j - 1) * v..(batch.prompt.len() + j) * v];
+            let max = row.iter().copied().fold(f32::MIN, f32::max);
+            let lse = max + row.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
+            let want = row[t as usize] - lse;
+            let have = got[i * batch.width() + j];
+            assert!(
+                (have - want).abs() < 1e-4,
+                "seq {i} token {j}: {have} vs {want}"
+            );
+        }
+        for j in c.len()..batch.width() {
+            assert_eq!(got[i * batch.width() + j], 0.0, "padding must be 0");
+        }
+    }
+}
+
 /// A verifiable toy task: the reward is the share of generated tokens whose id is a multiple
 /// of 4 (about a quarter under the random model).
 struct MultiplesOfFour;

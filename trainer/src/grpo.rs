@@ -170,7 +170,12 @@ pub fn token_logprobs<B: Backend>(
     let mut cache = model.new_cache(p + w);
     // The last prompt position predicts each completion's first token.
     let first = model
-        .forward_ids(&[batch.prompt.clone()], &mut cache, LogitsFor::Last, device)
+        .forward_ids(
+            std::slice::from_ref(&batch.prompt),
+            &mut cache,
+            LogitsFor::Last,
+            device,
+        )
         .map_err(TrainError::Model)?
         .repeat_dim(0, n);
     let logits = if w > 1 {

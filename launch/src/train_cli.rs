@@ -163,3 +163,16 @@ fn export(args: &ExportArgs) -> Result<()> {
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_training_config_is_valid() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/train.toml");
+        let cfg = TrainConfig::from_file(&p).expect("valid");
+        assert_eq!(cfg.describer, "sim");
+        assert!(cfg.lora.enabled);
+    }
+}

@@ -50,10 +50,7 @@ pub struct TrainBenchArgs {
 
 /// Runs `bench train`.
 pub fn run(args: &TrainBenchArgs) -> Result<()> {
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    embodied_r_reasoner::init_threads(threads);
+    let threads = crate::init_threads(args.threads);
     let cfg = TrainBenchConfig {
         model: args.model.clone(),
         group: args.group,

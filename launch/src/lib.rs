@@ -117,6 +117,16 @@ impl WeightsArg {
     }
 }
 
+/// Sizes the kernel and rayon pools: `threads`, or every core when `None`. Returns the size.
+pub fn init_threads(threads: Option<usize>) -> usize {
+    let n = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    embodied_r_reasoner::init_threads(n)
+}
+
 /// Options shared by the commands that load a model.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
@@ -162,12 +172,7 @@ impl ModelArgs {
 
     /// Sizes the thread pools (call before loading).
     pub fn init_threads(&self) -> usize {
-        let n = self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        });
-        embodied_r_reasoner::init_threads(n)
+        init_threads(self.threads)
     }
 }
 

@@ -80,10 +80,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         cfg.seed = s;
     }
     cfg.validate()?;
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    embodied_r_reasoner::init_threads(threads);
+    crate::init_threads(args.threads);
     let kind: BackendKind = args.backend.parse()?;
     with_backend!(kind, B => train_on::<B>(cfg, args))
 }

@@ -108,12 +108,12 @@ pub fn export_hf<B: burn::tensor::backend::Backend>(
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     write_safetensors(&out.join("model.safetensors"), &tensors)?;
     let cfg = lm.config().to_hf_json()?;
-    write_json(&out.join("config.json"), &cfg)?;
+    crate::train::write_json(&out.join("config.json"), &cfg)?;
     let gen_cfg = serde_json::json!({
         "bos_token_id": lm.config().bos_token_id,
         "eos_token_id": lm.config().eos_token_ids,
     });
-    write_json(&out.join("generation_config.json"), &gen_cfg)?;
+    crate::train::write_json(&out.join("generation_config.json"), &gen_cfg)?;
     lm.tokenizer().save(&out.join("tokenizer.json"))?;
     let tok = lm.tokenizer();
     let name = |id: Option<u32>| id.and_then(|i| tok.token_str(i));
@@ -127,7 +127,7 @@ pub fn export_hf<B: burn::tensor::backend::Backend>(
     if let (Some(t), Some(o)) = (lm.chat_template(), tc.as_object_mut()) {
         o.insert("chat_template".into(), serde_json::json!(t.source()));
     }
-    write_json(&out.join("tokenizer_config.json"), &tc)?;
+    crate::train::write_json(&out.join("tokenizer_config.json"), &tc)?;
     Ok(ExportReport {
         dir: out.to_path_buf(),
         tensors: tensors.len(),
@@ -135,9 +135,4 @@ pub fn export_hf<B: burn::tensor::backend::Backend>(
         step: state.step,
         merged_lora: state.lora.enabled,
     })
-}
-
-fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
-    let s = serde_json::to_string_pretty(v).map_err(|e| TrainError::Data(e.to_string()))?;
-    std::fs::write(path, s).map_err(|e| TrainError::io(path, e))
 }

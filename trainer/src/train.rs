@@ -875,7 +875,8 @@ impl<B: Backend> Trainer<B> {
     }
 }
 
-fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
+/// Writes `v` as pretty JSON to `path`.
+pub(crate) fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
     let s = serde_json::to_string_pretty(v).map_err(|e| TrainError::Data(e.to_string()))?;
     std::fs::write(path, s).map_err(|e| TrainError::io(path, e))
 }

@@ -41,6 +41,10 @@ pub struct EvalArgs {
     /// `strict` (the `<answer>` block) or `reference` (the method's normaliser).
     #[arg(long, default_value = "strict")]
     pub extraction: String,
+    /// Text placed after the generation prompt and scored with the completion, e.g. `<think>`;
+    /// use the `grpo.response_prefix` the model was trained with.
+    #[arg(long, default_value = "")]
+    pub response_prefix: String,
     /// Skip the consistency check (a second, 10-token pass of the same model per correct answer).
     #[arg(long)]
     pub no_consistency: bool,
@@ -107,6 +111,7 @@ fn eval_on<B: Backend>(args: &EvalArgs) -> Result<()> {
         max_tokens: args.max_tokens,
         max_prompt_tokens: args.max_prompt_tokens,
         extraction,
+        response_prefix: args.response_prefix.clone(),
     };
     let items = eval::evaluate(
         &lm,

@@ -144,6 +144,8 @@ pub struct EvalSettings {
     pub max_prompt_tokens: usize,
     /// Answer extraction.
     pub extraction: Extraction,
+    /// Text after the generation prompt, scored with the completion (as `grpo.response_prefix`).
+    pub response_prefix: String,
 }
 
 /// Evaluates `examples` with greedy decoding, appending each result to `results` (skipping ids
@@ -180,10 +182,15 @@ pub fn evaluate<B: Backend>(
         if seen.contains(&ex.id) {
             continue;
         }
-        let (ids, _) = fit_prompt(lm, ex, settings.max_prompt_tokens)?;
+        let (ids, _) = fit_prompt(
+            lm,
+            ex,
+            settings.max_prompt_tokens,
+            &settings.response_prefix,
+        )?;
         let out = lm.generate_ids(&ids, &gen_cfg, |_| std::ops::ControlFlow::Continue(()))?;
         // The stop string is cut from the text; put it back so the format rule sees it.
-        let mut text = out.text;
+        let mut text = format!("{}{}", settings.response_prefix, out.text);
         if out.finish == embodied_r_reasoner::FinishReason::Stop {
             text.push_str("</answer>");
         }

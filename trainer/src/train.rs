@@ -49,6 +49,11 @@ pub struct GrpoConfig {
     pub max_prompt_tokens: usize,
     /// Longest completion.
     pub max_completion_tokens: usize,
+    /// Text placed after the assistant turn's opening and before the sampled completion, e.g.
+    /// `"<think>"` to start a small model inside the tag format it does not yet know. The
+    /// rewards score the prefix plus the completion; only the completion is trained. Use the
+    /// same prefix in evaluation (`eval --response-prefix`). Empty: none (the method's setting).
+    pub response_prefix: String,
     /// Sampling temperature of the rollouts.
     pub temperature: f32,
     /// Nucleus sampling of the rollouts (1 = off).
@@ -73,6 +78,7 @@ impl Default for GrpoConfig {
             micro_batch: 8,
             max_prompt_tokens: 1536,
             max_completion_tokens: 256,
+            response_prefix: String::new(),
             temperature: 1.0,
             top_p: 0.9,
             top_k: 50,
@@ -632,7 +638,8 @@ impl<B: Backend> Trainer<B> {
             let idx = self.example_at(self.cursor);
             self.cursor += 1;
             let ex = self.data[idx].clone();
-            let (prompt, trimmed) = fit_prompt(&self.rollout, &ex, g.max_prompt_tokens)?;
+            let (prompt, trimmed) =
+                fit_prompt(&self.rollout, &ex, g.max_prompt_tokens, &g.response_prefix)?;
             m.trimmed_prompts += usize::from(trimmed);
             let gen_cfg = GenerationConfig {
                 max_tokens: g.max_completion_tokens,
@@ -655,7 +662,12 @@ impl<B: Backend> Trainer<B> {
             let mut totals = Vec::with_capacity(outs.len());
             let mut rs = Vec::with_capacity(outs.len());
             for c in &outs {
-                let r = self.scorer.score(&ex, &c.text, &c.tokens)?;
+                let r = if g.response_prefix.is_empty() {
+                    self.scorer.score(&ex, &c.text, &c.tokens)?
+                } else {
+                    let text = format!("{}{}", g.response_prefix, c.text);
+                    self.scorer.score(&ex, &text, &c.tokens)?
+                };
                 totals.push(weights.total(&r));
                 rs.push(r);
                 let mut toks = c.tokens.clone();
@@ -925,18 +937,22 @@ fn mix(seed: u64, step: u64, slot: u64) -> u64 {
 
 /// The prompt's token ids, fitted to `max` tokens: when too long, the oldest lines of the video
 /// text (after its first line) are dropped, with a warning; the system prompt and the question
-/// are never cut. Errors when even that cannot fit.
+/// are never cut. Errors when even that cannot fit. `prefix` (the response prefix) follows the
+/// generation prompt and counts toward `max`.
 pub fn fit_prompt<B: Backend>(
     lm: &LanguageModel<B>,
     ex: &Example,
     max: usize,
+    prefix: &str,
 ) -> Result<(Vec<u32>, bool)> {
     let encode = |user: &str| -> Result<Vec<u32>> {
         let msgs = [
             ChatMessage::new("system", ex.system.clone()),
             ChatMessage::new("user", user.to_string()),
         ];
-        Ok(lm.encode_chat(&lm.render_messages(&msgs, true)?)?)
+        let mut text = lm.render_messages(&msgs, true)?;
+        text.push_str(prefix);
+        Ok(lm.encode_chat(&text)?)
     };
     let ids = encode(&ex.user)?;
     if ids.len() <= max {

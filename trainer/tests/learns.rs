@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use burn::backend::Autodiff;
 use burn::module::Param;
@@ -14,7 +14,7 @@ use embodied_r_reasoner::episode::Rewards;
 use embodied_r_reasoner::reward::RewardWeights;
 use embodied_r_trainer::data::Example;
 use embodied_r_trainer::grpo::{self, Batch, Objective};
-use embodied_r_trainer::train::{RewardConfig, Scorer, TrainConfig, load_dense};
+use embodied_r_trainer::train::{RewardConfig, Scorer, TrainConfig, fit_prompt, load_dense};
 use embodied_r_trainer::{Result, Trainer};
 
 type A = Autodiff<Cpu>;
@@ -376,4 +376,70 @@ weights = {{ accuracy = 1.0, format = 0.0, consistency = 0.0 }}
         exported.render_messages(&msgs, true).unwrap(),
         fix["chat_render"].as_str().unwrap()
     );
+}
+
+/// Records what it is asked to score.
+struct Recorder(Arc<Mutex<Vec<(String, usize)>>>);
+
+impl Scorer for Recorder {
+    fn score(&self, _: &Example, text: &str, tokens: &[u32]) -> Result<Rewards> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((text.to_string(), tokens.len()));
+        Ok(Rewards {
+            format: 0.0,
+            accuracy: tokens.len() as f64,
+            consistency: None,
+        })
+    }
+}
+
+/// `grpo.response_prefix` follows the generation prompt, counts toward the prompt budget, and
+/// the scorer sees prefix + completion while the trained tokens are the sampled ones only.
+#[test]
+fn the_response_prefix_is_prompted_and_scored() {
+    let dev = Default::default();
+    let base = Arc::new(load_dense::<Cpu>(&tiny(), &dev).unwrap());
+    let ex = example(0);
+    let (plain, _) = fit_prompt(&base, &ex, 4096, "").unwrap();
+    let (with, _) = fit_prompt(&base, &ex, 4096, "<think>").unwrap();
+    let text = base.tokenizer().decode(&with, false).unwrap();
+    assert!(text.ends_with("<think>"), "{text:?}");
+    assert!(with.len() > plain.len());
+    // The prefix counts toward the budget: what fits without it does not fit with it (this
+    // example has no video text to trim, so it is an error naming the budget).
+    let e = fit_prompt(&base, &ex, plain.len(), "<think>").unwrap_err();
+    assert!(e.to_string().contains("max_prompt_tokens"), "{e}");
+
+    let out = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"
+model = "{}"
+data = ["unused"]
+out = "{}"
+steps = 1
+[grpo]
+group_size = 4
+prompts_per_step = 1
+max_completion_tokens = 5
+response_prefix = "<think>"
+[reward]
+weights = {{ accuracy = 1.0, format = 0.0, consistency = 0.0 }}
+"#,
+        tiny().display(),
+        out.path().display()
+    );
+    let cfg: TrainConfig = toml::from_str(&toml).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut t =
+        Trainer::<Cpu>::with_scorer(cfg, vec![ex], dev, base, Box::new(Recorder(seen.clone())))
+            .unwrap();
+    t.run(|_| {}).unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 4);
+    for (text, n) in seen.iter() {
+        assert!(text.starts_with("<think>"), "{text:?}");
+        assert!(*n <= 5, "{n} sampled tokens");
+    }
 }

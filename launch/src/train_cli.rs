@@ -13,7 +13,7 @@ use embodied_r_trainer::{TrainConfig, Trainer, data};
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct TrainArgs {
-    /// `export`: write a checkpoint as a Hugging Face folder.
+    /// `export`: write a checkpoint as a Hugging Face folder; `plot`: redraw a run's curves.
     #[command(subcommand)]
     pub action: Option<TrainAction>,
     /// The training configuration (TOML; see docs/training.md).
@@ -44,6 +44,17 @@ pub struct TrainArgs {
 pub enum TrainAction {
     /// Write a checkpoint as a Hugging Face folder (LoRA merged; transformers loads it).
     Export(ExportArgs),
+    /// Draw a run's curves from its `metrics.jsonl` into `RUN/curves.png` (training does
+    /// this at its end; use it for an interrupted run or while one is going).
+    Plot(PlotArgs),
+}
+
+/// `embodied-r train plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// The run's output directory (holding `metrics.jsonl`).
+    #[arg(long)]
+    pub run: PathBuf,
 }
 
 /// `embodied-r train export`.
@@ -62,8 +73,19 @@ pub struct ExportArgs {
 
 /// Runs `train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
-    if let Some(TrainAction::Export(e)) = &args.action {
-        return export(e);
+    match &args.action {
+        Some(TrainAction::Export(e)) => return export(e),
+        Some(TrainAction::Plot(p)) => {
+            let png = embodied_r_trainer::plots::plot_run(&p.run)
+                .with_context(|| format!("plotting the run in {}", p.run.display()))?;
+            tracing::info!(png = %png.display(), "curves written");
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{}", png.display());
+            }
+            return Ok(());
+        }
+        None => {}
     }
     let Some(config) = &args.config else {
         anyhow::bail!("`embodied-r train` needs --config FILE (or the `export` subcommand)");
@@ -139,6 +161,13 @@ fn train_on<B: Backend>(cfg: TrainConfig, args: &TrainArgs) -> Result<()> {
     })?;
     bar.finish();
     tracing::info!(out = %out.display(), "training finished; metrics in metrics.jsonl");
+    // The curves are a by-product: failing to draw them loses nothing recorded.
+    match embodied_r_trainer::plots::plot_run(&out) {
+        Ok(png) => tracing::info!(png = %png.display(), "curves written"),
+        Err(e) => {
+            tracing::warn!(error = %e, "curves not drawn (metrics.jsonl is complete; `embodied-r train plot --run DIR` redraws them)")
+        }
+    }
     Ok(())
 }
 

@@ -30,6 +30,9 @@ pub enum TrainError {
         /// What went wrong.
         what: String,
     },
+    /// The curves could not be plotted (no font, an unwritable file, no steps).
+    #[error("plot: {0}")]
+    Plot(String),
     /// The consistency judge failed; the step is not scored with another signal instead.
     #[error("{0}")]
     Judge(String),

@@ -11,7 +11,7 @@
 //! - the training loop with rollouts, the consistency judges (a frozen in-process copy of the
 //!   base LM, or an OpenAI-compatible endpoint), metrics and resumable checkpoints ([`train`]);
 //! - evaluation: accuracy per category and overall, format and consistency rates ([`eval`]);
-//! - writing tensors out ([`export`]);
+//! - writing tensors out ([`export`]); PNG curves of a run ([`plots`]);
 //! - the training-throughput benchmark ([`bench`]).
 //!
 //! The reward itself lives in `embodied_r_reasoner::reward`, shared with the runtime; the model
@@ -28,6 +28,7 @@ pub mod export;
 pub mod grpo;
 pub mod lora;
 pub mod optim;
+pub mod plots;
 pub mod train;
 
 pub use error::{Result, TrainError};

@@ -1,0 +1,345 @@
+//! PNG curves of a training run (`OUT/curves.png`), drawn from its `metrics.jsonl` so that a
+//! resumed or interrupted run is plotted whole.
+//!
+//! Text goes through plotters' `ab_glyph` renderer, which needs a TrueType font file but no
+//! system font library: the file named by `EMBODIED_R_FONT`, else the first of the usual
+//! DejaVu/Liberation/Arial locations that exists ([`find_font`]).
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+
+use crate::train::StepMetrics;
+use crate::{Result, TrainError};
+
+/// Environment variable naming the TrueType font used for the plots' text.
+pub const FONT_ENV: &str = "EMBODIED_R_FONT";
+
+/// Where fonts usually are on Debian/Ubuntu (fonts-dejavu-core, fonts-liberation), Fedora,
+/// Arch, macOS and Windows.
+const FONT_PATHS: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/liberation-sans/LiberationSans-Regular.ttf",
+    "/System/Library/Fonts/Supplemental/Arial.ttf",
+    "/Library/Fonts/Arial.ttf",
+    "C:\\Windows\\Fonts\\arial.ttf",
+];
+
+/// Image size of `curves.png`.
+pub const SIZE: (u32, u32) = (1500, 1000);
+
+/// The font file for the plots: `$EMBODIED_R_FONT` when set (it must exist), else the first
+/// usual location that exists.
+pub fn find_font() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(FONT_ENV) {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        return Err(TrainError::Plot(format!(
+            "{FONT_ENV}={}: no such font file (expected a TrueType .ttf)",
+            p.display()
+        )));
+    }
+    FONT_PATHS
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            TrainError::Plot(format!(
+                "no TrueType font for the plots' text: set {FONT_ENV}=/path/to/font.ttf or \
+                 install fonts-dejavu-core (looked in {})",
+                FONT_PATHS.join(", ")
+            ))
+        })
+}
+
+/// Registers the font with plotters once per process (plotters keeps `'static` font bytes, so
+/// the first font read is kept for the process's life).
+fn register_font(path: &Path) -> Result<()> {
+    static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| {
+                format!(
+                    "{}: not a TrueType/OpenType font plotters can read",
+                    path.display()
+                )
+            })
+        })
+        .clone()
+        .map_err(TrainError::Plot)
+}
+
+/// Reads a run's `metrics.jsonl`. A torn last line (a run killed mid-write) is skipped with a
+/// warning; damage before the last line is an error naming the line.
+pub fn read_metrics(path: &Path) -> Result<Vec<StepMetrics>> {
+    let f = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
+    let lines: Vec<String> = std::io::BufReader::new(f)
+        .lines()
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| TrainError::io(path, e))?;
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<StepMetrics>(l) {
+            Ok(m) => out.push(m),
+            Err(e) if i + 1 == lines.len() => {
+                tracing::warn!(path = %path.display(), line = i + 1, error = %e, "torn last metrics line skipped");
+            }
+            Err(e) => {
+                return Err(TrainError::Data(format!(
+                    "{} line {}: not a metrics record ({e})",
+                    path.display(),
+                    i + 1
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+type Series = (&'static str, fn(&StepMetrics) -> f64);
+
+/// The panels: title and the series drawn in it.
+const PANELS: &[(&str, &[Series])] = &[
+    ("reward (weighted)", &[("reward", |m| m.reward)]),
+    ("accuracy", &[("accuracy", |m| m.accuracy)]),
+    ("format", &[("format", |m| m.format)]),
+    ("consistency", &[("consistency", |m| m.consistency)]),
+    ("KL to reference (per token)", &[("kl", |m| m.kl)]),
+    (
+        "completion length (tokens)",
+        &[("length", |m| m.completion_len)],
+    ),
+    (
+        "gradient norm (before clipping)",
+        &[("norm", |m| m.grad_norm)],
+    ),
+    ("learning rate", &[("lr", |m| m.lr)]),
+    (
+        "throughput (tokens/s)",
+        &[
+            ("rollout", |m| m.rollout_tok_s),
+            ("update", |m| m.update_tok_s),
+        ],
+    ),
+];
+
+const COLOURS: [RGBColor; 2] = [RGBColor(31, 119, 180), RGBColor(214, 39, 40)];
+
+/// Trailing mean over `w` points.
+fn smooth(ys: &[f64], w: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(ys.len());
+    let mut sum = 0.0;
+    for (i, &y) in ys.iter().enumerate() {
+        sum += y;
+        if i >= w {
+            sum -= ys[i - w];
+        }
+        out.push(sum / (i + 1).min(w) as f64);
+    }
+    out
+}
+
+/// Draws the run's curves — each metric raw (light) and as a trailing mean (bold) — into a
+/// PNG at `path`. `font` is a TrueType file ([`find_font`]).
+pub fn write_curves(metrics: &[StepMetrics], font: &Path, path: &Path) -> Result<()> {
+    if metrics.is_empty() {
+        return Err(TrainError::Plot(format!(
+            "{}: no steps to plot (the metrics are empty)",
+            path.display()
+        )));
+    }
+    register_font(font)?;
+    let (w, h) = SIZE;
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    let fail = |e: &dyn std::fmt::Display| TrainError::Plot(format!("{}: {e}", path.display()));
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let first = metrics[0].step;
+        let last = metrics[metrics.len() - 1].step;
+        let title = format!("GRPO run: steps {first}–{last}");
+        let root = root
+            .titled(&title, ("sans-serif", 26))
+            .map_err(|e| fail(&e))?;
+        let window = (metrics.len() / 20).max(1);
+        let x_hi = if last > first { last } else { first + 1 };
+        for (area, (name, series)) in root.split_evenly((3, 3)).iter().zip(PANELS) {
+            let ys: Vec<Vec<f64>> = series
+                .iter()
+                .map(|(_, f)| metrics.iter().map(f).collect())
+                .collect();
+            let finite = ys.iter().flatten().copied().filter(|v| v.is_finite());
+            let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+            let (lo, hi) = if lo > hi {
+                (0.0, 1.0)
+            } else if hi - lo < 1e-12 {
+                (lo - 0.5 * lo.abs().max(1e-3), hi + 0.5 * hi.abs().max(1e-3))
+            } else {
+                (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+            };
+            let mut chart = ChartBuilder::on(area)
+                .caption(*name, ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(60)
+                .build_cartesian_2d(first..x_hi, lo..hi)
+                .map_err(|e| fail(&e))?;
+            chart
+                .configure_mesh()
+                .x_desc("step")
+                .label_style(("sans-serif", 12))
+                .y_label_formatter(&|v| {
+                    if v.abs() >= 1e4 || (v.abs() < 1e-2 && *v != 0.0) {
+                        format!("{v:.1e}")
+                    } else {
+                        format!("{v:.3}")
+                    }
+                })
+                .draw()
+                .map_err(|e| fail(&e))?;
+            for (k, ((label, _), y)) in series.iter().zip(&ys).enumerate() {
+                let colour = COLOURS[k % COLOURS.len()];
+                let steps = metrics.iter().map(|m| m.step);
+                chart
+                    .draw_series(LineSeries::new(
+                        steps.clone().zip(y.iter().copied()),
+                        colour.mix(0.3),
+                    ))
+                    .map_err(|e| fail(&e))?;
+                let drawn = chart
+                    .draw_series(LineSeries::new(
+                        steps.zip(smooth(y, window)),
+                        colour.stroke_width(2),
+                    ))
+                    .map_err(|e| fail(&e))?;
+                if series.len() > 1 {
+                    drawn.label(*label).legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2))
+                    });
+                }
+            }
+            if series.len() > 1 {
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .label_font(("sans-serif", 12))
+                    .draw()
+                    .map_err(|e| fail(&e))?;
+            }
+        }
+        root.present().map_err(|e| fail(&e))?;
+    }
+    image::RgbImage::from_raw(w, h, buf)
+        .ok_or_else(|| TrainError::Plot(format!("{}: image buffer size", path.display())))?
+        .save(path)
+        .map_err(|e| TrainError::Plot(format!("{}: {e}", path.display())))
+}
+
+/// Plots `run/metrics.jsonl` into `run/curves.png` and returns the PNG's path.
+pub fn plot_run(run: &Path) -> Result<PathBuf> {
+    let metrics = read_metrics(&run.join("metrics.jsonl"))?;
+    let font = find_font()?;
+    let out = run.join("curves.png");
+    write_curves(&metrics, &font, &out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(n: u64) -> Vec<StepMetrics> {
+        (1..=n)
+            .map(|s| StepMetrics {
+                step: s,
+                reward: s as f64 / n as f64,
+                accuracy: (s as f64 / 3.0).sin().abs(),
+                format: 0.0,
+                kl: 1e-4 * s as f64,
+                completion_len: 60.0,
+                lr: 1e-4,
+                rollout_tok_s: 30.0 + s as f64,
+                update_tok_s: 120.0,
+                ..StepMetrics::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn smoothing_is_a_trailing_mean() {
+        assert_eq!(smooth(&[1.0, 3.0, 5.0, 7.0], 2), vec![1.0, 2.0, 4.0, 6.0]);
+        assert_eq!(smooth(&[2.0], 5), vec![2.0]);
+    }
+
+    #[test]
+    fn curves_are_drawn_into_a_png_of_the_stated_size() {
+        // The machines this project builds on carry DejaVu (fonts-dejavu-core, installed by CI).
+        let font = find_font().expect("a font (install fonts-dejavu-core or set EMBODIED_R_FONT)");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("curves.png");
+        write_curves(&run(40), &font, &p).expect("plot");
+        let img = image::open(&p).expect("png").to_rgb8();
+        assert_eq!(img.dimensions(), SIZE);
+        // Each of the nine panels holds drawing (axes, text, curves), not only background.
+        let (w, h) = SIZE;
+        for r in 0..3 {
+            for c in 0..3 {
+                let dark = (0..h / 3)
+                    .flat_map(|y| (0..w / 3).map(move |x| (x, y)))
+                    .filter(|&(x, y)| {
+                        let px = img.get_pixel(c * w / 3 + x, r * h / 3 + y);
+                        px.0.iter().map(|&v| u32::from(v)).sum::<u32>() < 300
+                    })
+                    .count();
+                assert!(
+                    dark > 500,
+                    "panel ({r},{c}) is nearly empty: {dark} dark pixels"
+                );
+            }
+        }
+        // The throughput panel has two coloured series (blue and red).
+        let red = img.pixels().filter(|p| p.0 == [214, 39, 40]).count();
+        assert!(red > 50, "no red (update throughput) curve: {red} pixels");
+    }
+
+    #[test]
+    fn empty_metrics_and_missing_fonts_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("curves.png");
+        let e = write_curves(&[], Path::new("/nonexistent.ttf"), &p).unwrap_err();
+        assert!(e.to_string().contains("no steps"), "{e}");
+        assert!(!p.exists());
+    }
+
+    #[test]
+    fn metrics_with_a_torn_tail_are_read_and_damage_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("metrics.jsonl");
+        let good: Vec<String> = run(3)
+            .iter()
+            .map(|m| serde_json::to_string(m).expect("json"))
+            .collect();
+        std::fs::write(&p, format!("{}\n{}\n{{\"step\":3,\"rew", good[0], good[1])).expect("write");
+        let m = read_metrics(&p).expect("torn tail skipped");
+        assert_eq!(m.len(), 2);
+        std::fs::write(&p, format!("{}\nnot json\n{}\n", good[0], good[2])).expect("write");
+        let e = read_metrics(&p).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+    }
+}

@@ -512,6 +512,9 @@ pub struct Trainer<B: Backend> {
     data: Vec<Example>,
     step: u64,
     cursor: u64,
+    /// The shuffled order of the epoch `cursor` is in (derived from the seed and the epoch, so
+    /// a resumed run rebuilds it).
+    order: Option<(u64, Vec<usize>)>,
     device: B::Device,
 }
 
@@ -575,6 +578,7 @@ impl<B: Backend> Trainer<B> {
             data,
             step: 0,
             cursor: 0,
+            order: None,
             device,
         })
     }
@@ -595,14 +599,22 @@ impl<B: Backend> Trainer<B> {
     }
 
     /// The example at data position `cursor`: epochs are reshuffled with the run's seed.
-    fn example_at(&self, cursor: u64) -> usize {
+    fn example_at(&mut self, cursor: u64) -> usize {
         let n = self.data.len() as u64;
         let epoch = cursor / n;
-        let mut order: Vec<usize> = (0..self.data.len()).collect();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
-            self.cfg.seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        );
-        order.shuffle(&mut rng);
+        let seed = self.cfg.seed;
+        let len = self.data.len();
+        let (_, order) = match &mut self.order {
+            Some(o) if o.0 == epoch => o,
+            slot => slot.insert((epoch, {
+                let mut order: Vec<usize> = (0..len).collect();
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+                    seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                );
+                order.shuffle(&mut rng);
+                order
+            })),
+        };
         order[(cursor % n) as usize]
     }
 

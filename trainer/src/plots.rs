@@ -152,6 +152,20 @@ fn smooth(ys: &[f64], w: usize) -> Vec<f64> {
     out
 }
 
+/// A y-axis tick label with as many digits as its size needs.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e4 || (a < 1e-2 && v != 0.0) {
+        format!("{v:.1e}")
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 /// Draws the run's curves — each metric raw (light) and as a trailing mean (bold) — into a
 /// PNG at `path`. `font` is a TrueType file ([`find_font`]).
 pub fn write_curves(metrics: &[StepMetrics], font: &Path, path: &Path) -> Result<()> {
@@ -203,13 +217,7 @@ pub fn write_curves(metrics: &[StepMetrics], font: &Path, path: &Path) -> Result
                 .configure_mesh()
                 .x_desc("step")
                 .label_style(("sans-serif", 12))
-                .y_label_formatter(&|v| {
-                    if v.abs() >= 1e4 || (v.abs() < 1e-2 && *v != 0.0) {
-                        format!("{v:.1e}")
-                    } else {
-                        format!("{v:.3}")
-                    }
-                })
+                .y_label_formatter(&|v| tick(*v))
                 .draw()
                 .map_err(|e| fail(&e))?;
             for (k, ((label, _), y)) in series.iter().zip(&ys).enumerate() {
@@ -279,6 +287,16 @@ mod tests {
                 ..StepMetrics::default()
             })
             .collect()
+    }
+
+    #[test]
+    fn tick_labels_fit_their_size() {
+        assert_eq!(tick(0.0), "0.00");
+        assert_eq!(tick(0.25), "0.25");
+        assert_eq!(tick(63.0), "63.0");
+        assert_eq!(tick(120.0), "120");
+        assert_eq!(tick(5e-4), "5.0e-4");
+        assert_eq!(tick(2.5e5), "2.5e5");
     }
 
     #[test]

@@ -262,6 +262,10 @@ pub struct ReasonerConfig {
     /// Most prompt tokens; longer video texts are trimmed from the oldest frames, with a
     /// warning, so the system prompt and the question are never lost.
     pub max_prompt_tokens: usize,
+    /// Text after the generation prompt that the model continues from, e.g. `"<think>"` for a
+    /// model trained with the trainer's `grpo.response_prefix`; it is part of the recorded
+    /// completion and of what is parsed. Empty: none.
+    pub response_prefix: String,
 }
 
 impl Default for ReasonerConfig {
@@ -276,6 +280,7 @@ impl Default for ReasonerConfig {
             threads: 2,
             weights: "fast".into(),
             max_prompt_tokens: 1792,
+            response_prefix: String::new(),
         }
     }
 }
@@ -783,6 +788,13 @@ impl Config {
                 "reasoner.max_prompt_tokens",
                 r.max_prompt_tokens.to_string(),
                 "at least 256",
+            );
+        }
+        if r.response_prefix.len() > 256 {
+            return bad(
+                "reasoner.response_prefix",
+                format!("{} bytes", r.response_prefix.len()),
+                "at most 256 bytes (a tag such as \"<think>\")",
             );
         }
         for (key, list) in [

@@ -353,10 +353,11 @@ impl Engine {
         let (user, prompt_ids) = loop {
             let ds: Vec<FrameDescription> = kept.iter().map(|&i| descriptions[i].clone()).collect();
             let user = user_message(&assemble(&ds), qtext);
-            let rendered = self
+            let mut rendered = self
                 .reasoner
                 .render(SYSTEM_PROMPT, &user)
                 .map_err(model_err)?;
+            rendered.push_str(&self.cfg.response_prefix);
             let ids = self.reasoner.encode(&rendered).map_err(model_err)?;
             let n = ids.len();
             if n <= self.cfg.max_prompt_tokens || kept.len() <= 1 {
@@ -408,7 +409,7 @@ impl Engine {
                 AskError::new("shutting_down", "the runtime is shutting down")
             });
         }
-        let mut text = completion.text.clone();
+        let mut text = format!("{}{}", self.cfg.response_prefix, completion.text);
         if completion.finish == FinishReason::Stop {
             text.push_str("</answer>");
         }
@@ -756,6 +757,32 @@ mod tests {
         let w = r.rewards.unwrap();
         assert_eq!((w.format, w.accuracy, w.consistency), (1.0, 1.0, Some(1.0)));
         assert!(r.user.contains("Video content:") && r.user.contains("B. the sofa"));
+    }
+
+    #[test]
+    fn the_response_prefix_is_prompted_and_part_of_the_completion() {
+        // The model continues after "<think>": its sampled text lacks the opening tag.
+        let e = engine(
+            &["the sofa is on the left</think><answer>B</answer>", "B"],
+            &VIEWS,
+            ReasonerConfig {
+                response_prefix: "<think>".into(),
+                ..ReasonerConfig::default()
+            },
+        );
+        let out = e.answer(
+            &question(&["the lamp", "the sofa"], 60.0),
+            vec![kf(0), kf(4), kf(9)],
+            &AtomicBool::new(false),
+        );
+        let a = out.reply.unwrap();
+        assert!(a.format_ok);
+        assert_eq!(a.choice.as_deref(), Some("B"));
+        assert_eq!(
+            out.record.completion,
+            "<think>the sofa is on the left</think><answer>B</answer>"
+        );
+        assert_eq!(out.record.think.as_deref(), Some("the sofa is on the left"));
     }
 
     #[test]

@@ -23,6 +23,18 @@ fn tiny() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../reasoner/tests/fixtures/tiny-llama")
 }
 
+/// A training config for the tiny model on the toy task: `settings` are the top-level keys and
+/// sections that differ between tests; the reward is accuracy only.
+fn toy_config(out: &Path, settings: &str) -> TrainConfig {
+    let toml = format!(
+        "model = {:?}\ndata = [\"unused\"]\nout = {:?}\n{settings}\n[reward]\n\
+         weights = {{ accuracy = 1.0, format = 0.0, consistency = 0.0 }}\n",
+        tiny().display().to_string(),
+        out.display().to_string()
+    );
+    toml::from_str(&toml).unwrap()
+}
+
 fn loss_value(
     model: &embodied_r_reasoner::Llama<A>,
     batch: &Batch,
@@ -167,11 +179,9 @@ fn example(i: usize) -> Example {
 #[test]
 fn reward_rises_on_a_verifiable_task() {
     let out = tempfile::tempdir().unwrap();
-    let toml = format!(
+    let cfg = toy_config(
+        out.path(),
         r#"
-model = "{}"
-data = ["unused"]
-out = "{}"
 steps = 30
 seed = 7
 save_every = 0
@@ -190,13 +200,8 @@ warmup_ratio = 0.0
 rank = 8
 alpha = 16.0
 targets = ["all-linear"]
-[reward]
-weights = {{ accuracy = 1.0, format = 0.0, consistency = 0.0 }}
 "#,
-        tiny().display(),
-        out.path().display()
     );
-    let cfg: TrainConfig = toml::from_str(&toml).unwrap();
     assert_eq!(
         cfg.reward.weights,
         RewardWeights {
@@ -249,11 +254,9 @@ weights = {{ accuracy = 1.0, format = 0.0, consistency = 0.0 }}
 #[test]
 fn exported_folder_matches_transformers() {
     let out = tempfile::tempdir().unwrap();
-    let toml = format!(
+    let cfg = toy_config(
+        out.path(),
         r#"
-model = "{}"
-data = ["unused"]
-out = "{}"
 steps = 4
 seed = 11
 [grpo]
@@ -269,13 +272,8 @@ warmup_ratio = 0.0
 rank = 4
 alpha = 8.0
 targets = ["all-linear"]
-[reward]
-weights = {{ accuracy = 1.0, format = 0.0, consistency = 0.0 }}
 "#,
-        tiny().display(),
-        out.path().display()
     );
-    let cfg: TrainConfig = toml::from_str(&toml).unwrap();
     let dev = Default::default();
     let base = Arc::new(load_dense::<Cpu>(&cfg.model, &dev).unwrap());
     let data: Vec<Example> = (0..4).map(example).collect();
@@ -413,24 +411,17 @@ fn the_response_prefix_is_prompted_and_scored() {
     assert!(e.to_string().contains("max_prompt_tokens"), "{e}");
 
     let out = tempfile::tempdir().unwrap();
-    let toml = format!(
+    let cfg = toy_config(
+        out.path(),
         r#"
-model = "{}"
-data = ["unused"]
-out = "{}"
 steps = 1
 [grpo]
 group_size = 4
 prompts_per_step = 1
 max_completion_tokens = 5
 response_prefix = "<think>"
-[reward]
-weights = {{ accuracy = 1.0, format = 0.0, consistency = 0.0 }}
 "#,
-        tiny().display(),
-        out.path().display()
     );
-    let cfg: TrainConfig = toml::from_str(&toml).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut t =
         Trainer::<Cpu>::with_scorer(cfg, vec![ex], dev, base, Box::new(Recorder(seen.clone())))

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use embodied_r_perception::describe::openai::{OpenAiConfig, OpenAiDescriber};
 use embodied_r_reasoner::backend::Backend;
 use embodied_r_reasoner::reward::Extraction;
 use embodied_r_reasoner::{LanguageModel, LoadOptions, with_backend};
@@ -16,6 +17,7 @@ use embodied_r_trainer::eval::{self, EvalSettings};
 use embodied_r_trainer::train::LocalJudge;
 
 use crate::ModelArgs;
+use crate::sim_data::VideoDescriber;
 
 /// `embodied-r eval`.
 #[derive(Debug, Args)]
@@ -27,11 +29,24 @@ pub struct EvalArgs {
     /// Model, backend, weights, threads.
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Where the video text comes from: `none` (it is already in the rows) or `sim` (the data
-    /// is a split file of a simulator benchmark: each video is re-rendered, key frames selected
-    /// and described by the ground-truth describer).
+    /// Where the video text comes from: `none` (it is already in the rows), `sim` (the data is
+    /// a split file of a simulator benchmark: each video is re-rendered, key frames selected and
+    /// described by the ground-truth describer) or `vlm` (the same key frames, sent as JPEGs to
+    /// the OpenAI-compatible VLM at --vlm-url with the spec §2 prompts).
     #[arg(long, default_value = "none")]
     pub describer: String,
+    /// With `--describer vlm`: the endpoint's base URL, e.g. `http://127.0.0.1:8000/v1`.
+    #[arg(long)]
+    pub vlm_url: Option<String>,
+    /// With `--describer vlm`: the model name the endpoint knows.
+    #[arg(long, default_value = "Qwen/Qwen2.5-VL-7B-Instruct")]
+    pub vlm_model: String,
+    /// With `--describer vlm`: the environment variable holding the API key, if any.
+    #[arg(long)]
+    pub vlm_key_env: Option<String>,
+    /// With `--describer vlm`: the longest one request may take, in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    pub vlm_timeout: f64,
     /// Completion budget per question.
     #[arg(long, default_value_t = 512)]
     pub max_tokens: usize,
@@ -62,12 +77,38 @@ pub struct EvalArgs {
 
 /// Runs `eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
-    if !matches!(args.describer.as_str(), "none" | "sim") {
-        anyhow::bail!("--describer {}: expected `none` or `sim`", args.describer);
+    if !matches!(args.describer.as_str(), "none" | "sim" | "vlm") {
+        anyhow::bail!(
+            "--describer {}: expected `none`, `sim` or `vlm`",
+            args.describer
+        );
+    }
+    if args.describer == "vlm" && args.vlm_url.is_none() {
+        anyhow::bail!("--describer vlm needs --vlm-url (e.g. http://127.0.0.1:8000/v1)");
     }
     args.model.init_threads();
     let kind = args.model.backend_kind()?;
     with_backend!(kind, B => eval_on::<B>(args))
+}
+
+/// The describer `--describer sim|vlm` names.
+fn video_describer(args: &EvalArgs) -> Result<VideoDescriber> {
+    let Some(url) = args.vlm_url.as_ref().filter(|_| args.describer == "vlm") else {
+        return Ok(VideoDescriber::Sim);
+    };
+    let cfg = OpenAiConfig {
+        base_url: url.clone(),
+        model: args.vlm_model.clone(),
+        api_key_env: args.vlm_key_env.clone(),
+        timeout_s: args.vlm_timeout,
+        ..OpenAiConfig::default()
+    };
+    let describer = OpenAiDescriber::new(cfg).context("--describer vlm")?;
+    Ok(VideoDescriber::Vlm {
+        describer: Box::new(describer),
+        // Every key frame is one request, up to four at once, each with its retries.
+        deadline: std::time::Duration::from_secs_f64(args.vlm_timeout * 32.0),
+    })
 }
 
 fn eval_on<B: Backend>(args: &EvalArgs) -> Result<()> {
@@ -75,8 +116,9 @@ fn eval_on<B: Backend>(args: &EvalArgs) -> Result<()> {
         .extraction
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--extraction: {e}"))?;
-    let (mut examples, skipped) = if args.describer == "sim" {
-        let ex = crate::sim_data::sim_examples(&args.data)
+    let (mut examples, skipped) = if args.describer != "none" {
+        let video = video_describer(args)?;
+        let ex = crate::sim_data::sim_examples(&args.data, &video)
             .with_context(|| format!("building video text for {}", args.data.display()))?;
         (ex, 0)
     } else {

@@ -111,7 +111,7 @@ fn train_on<B: Backend>(cfg: TrainConfig, args: &TrainArgs) -> Result<()> {
     let mut examples = Vec::new();
     for p in &cfg.data {
         if cfg.describer == "sim" {
-            let ex = crate::sim_data::sim_examples(p)
+            let ex = crate::sim_data::sim_examples(p, &crate::sim_data::VideoDescriber::Sim)
                 .with_context(|| format!("building video text for {}", p.display()))?;
             tracing::info!(path = %p.display(), examples = ex.len(), "simulator training data");
             examples.extend(ex);

@@ -265,4 +265,15 @@ fn eval_reports_per_category_and_resumes() {
     let (code, _, err) = run(&args, &[]);
     assert_ne!(code, 0);
     assert!(err.contains("row 0") && err.contains("maybe"), "{err}");
+    // A VLM describer needs its endpoint; an unknown describer is named.
+    let mut vlm = args.to_vec();
+    vlm.extend(["--describer", "vlm"]);
+    let (code, _, err) = run(&vlm, &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--vlm-url"), "{err}");
+    let mut odd = args.to_vec();
+    odd.extend(["--describer", "camera"]);
+    let (code, _, err) = run(&odd, &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--describer camera"), "{err}");
 }

@@ -442,6 +442,24 @@ impl ConsistencyJudge for OpenAiJudge {
     }
 }
 
+/// One scored completion of a step's first group (a line of `samples.jsonl`), to read what the
+/// model writes as it learns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// The step.
+    pub step: u64,
+    /// The example's id.
+    pub example: String,
+    /// The gold answer.
+    pub solution: String,
+    /// The scored text (response prefix + completion).
+    pub text: String,
+    /// Its rewards.
+    pub rewards: Rewards,
+    /// Its weighted reward.
+    pub reward: f64,
+}
+
 /// One step's figures (a line of `metrics.jsonl`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
@@ -515,6 +533,8 @@ pub struct Trainer<B: Backend> {
     /// The shuffled order of the epoch `cursor` is in (derived from the seed and the epoch, so
     /// a resumed run rebuilds it).
     order: Option<(u64, Vec<usize>)>,
+    /// The completions of the last step's first group.
+    samples: Vec<Sample>,
     device: B::Device,
 }
 
@@ -579,6 +599,7 @@ impl<B: Backend> Trainer<B> {
             step: 0,
             cursor: 0,
             order: None,
+            samples: Vec::new(),
             device,
         })
     }
@@ -673,14 +694,24 @@ impl<B: Backend> Trainer<B> {
             let mut comps = Vec::with_capacity(outs.len());
             let mut totals = Vec::with_capacity(outs.len());
             let mut rs = Vec::with_capacity(outs.len());
+            let first_group = slot == 1;
+            if first_group {
+                self.samples.clear();
+            }
             for c in &outs {
-                let r = if g.response_prefix.is_empty() {
-                    self.scorer.score(&ex, &c.text, &c.tokens)?
-                } else {
-                    let text = format!("{}{}", g.response_prefix, c.text);
-                    self.scorer.score(&ex, &text, &c.tokens)?
-                };
+                let text = format!("{}{}", g.response_prefix, c.text);
+                let r = self.scorer.score(&ex, &text, &c.tokens)?;
                 totals.push(weights.total(&r));
+                if first_group {
+                    self.samples.push(Sample {
+                        step: self.step + 1,
+                        example: ex.id.clone(),
+                        solution: ex.solution.clone(),
+                        text,
+                        rewards: r,
+                        reward: weights.total(&r),
+                    });
+                }
                 rs.push(r);
                 let mut toks = c.tokens.clone();
                 if c.finish == FinishReason::Eos
@@ -799,7 +830,8 @@ impl<B: Backend> Trainer<B> {
         Ok(m)
     }
 
-    /// Runs to `cfg.steps`, appending each step to `out/metrics.jsonl` and checkpointing every
+    /// Runs to `cfg.steps`, appending each step to `out/metrics.jsonl` (and its first group's
+    /// scored completions to `out/samples.jsonl`), and checkpointing every
     /// `save_every` steps and at the end. `on_step` sees each step's figures.
     pub fn run(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<()> {
         let out = self.cfg.out.clone();
@@ -810,11 +842,24 @@ impl<B: Backend> Trainer<B> {
             .append(true)
             .open(&path)
             .map_err(|e| TrainError::io(&path, e))?;
+        let samples_path = out.join("samples.jsonl");
+        let mut samples = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&samples_path)
+            .map_err(|e| TrainError::io(&samples_path, e))?;
         while self.step < self.cfg.steps {
             let m = self.train_step()?;
             let line = serde_json::to_string(&m).map_err(|e| TrainError::Data(e.to_string()))?;
             writeln!(file, "{line}").map_err(|e| TrainError::io(&path, e))?;
             file.flush().map_err(|e| TrainError::io(&path, e))?;
+            for s in &self.samples {
+                let line = serde_json::to_string(s).map_err(|e| TrainError::Data(e.to_string()))?;
+                writeln!(samples, "{line}").map_err(|e| TrainError::io(&samples_path, e))?;
+            }
+            samples
+                .flush()
+                .map_err(|e| TrainError::io(&samples_path, e))?;
             on_step(&m);
             let every = self.cfg.save_every;
             if (every > 0 && self.step.is_multiple_of(every)) || self.step == self.cfg.steps {

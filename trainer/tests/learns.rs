@@ -433,4 +433,15 @@ response_prefix = "<think>"
         assert!(text.starts_with("<think>"), "{text:?}");
         assert!(*n <= 5, "{n} sampled tokens");
     }
+    // The step's first group is logged as scored text for reading.
+    let samples = std::fs::read_to_string(out.path().join("samples.jsonl")).unwrap();
+    let samples: Vec<serde_json::Value> = samples
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(samples.len(), 4);
+    for (s, (text, _)) in samples.iter().zip(seen.iter()) {
+        assert_eq!(s["step"], 1);
+        assert_eq!(s["text"].as_str(), Some(text.as_str()));
+    }
 }

@@ -188,7 +188,8 @@ pub fn write_curves(metrics: &[StepMetrics], font: &Path, path: &Path) -> Result
         let root = root
             .titled(&title, ("sans-serif", 26))
             .map_err(|e| fail(&e))?;
-        let window = (metrics.len() / 20).max(1);
+        // RL curves are noisy: a trailing mean over a tenth of the run, at least 5 steps.
+        let window = (metrics.len() / 10).max(5);
         let x_hi = if last > first { last } else { first + 1 };
         for (area, (name, series)) in root.split_evenly((3, 3)).iter().zip(PANELS) {
             let ys: Vec<Vec<f64>> = series

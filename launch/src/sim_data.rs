@@ -167,12 +167,12 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    #[test]
-    fn benchmark_questions_get_the_described_video_text() {
+    /// A small benchmark (160×120 frames, one video per scene) in a temporary directory.
+    fn small_benchmark(kind: SceneKind, scenes: u32) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tmp");
         let cfg = GenerateConfig {
-            kinds: vec![SceneKind::Indoor],
-            scenes: 2,
+            kinds: vec![kind],
+            scenes,
             videos_per_scene: 1,
             camera: embodied_r_sim::Camera {
                 width: 160,
@@ -183,6 +183,12 @@ mod tests {
             ..GenerateConfig::default()
         };
         embodied_r_sim::generate(&cfg, dir.path(), |_| {}).expect("generate");
+        dir
+    }
+
+    #[test]
+    fn benchmark_questions_get_the_described_video_text() {
+        let dir = small_benchmark(SceneKind::Indoor, 2);
         let split = dir.path().join("train_data.json");
         let rows: Vec<serde_json::Value> =
             serde_json::from_str(&std::fs::read_to_string(&split).expect("read")).expect("rows");
@@ -261,20 +267,7 @@ mod tests {
 
     #[test]
     fn a_vlm_describes_the_rendered_key_frames() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let cfg = GenerateConfig {
-            kinds: vec![SceneKind::City],
-            scenes: 1,
-            videos_per_scene: 1,
-            camera: embodied_r_sim::Camera {
-                width: 160,
-                height: 120,
-                ..embodied_r_sim::Camera::default()
-            },
-            mp4: embodied_r_sim::dataset::Mp4::Never,
-            ..GenerateConfig::default()
-        };
-        embodied_r_sim::generate(&cfg, dir.path(), |_| {}).expect("generate");
+        let dir = small_benchmark(SceneKind::City, 1);
         let split = ["train_data.json", "val_data.json", "test_data.json"]
             .iter()
             .map(|f| dir.path().join(f))

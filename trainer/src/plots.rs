@@ -260,9 +260,19 @@ pub fn write_curves(metrics: &[StepMetrics], font: &Path, path: &Path) -> Result
         .map_err(|e| TrainError::Plot(format!("{}: {e}", path.display())))
 }
 
+/// One record per step, in step order: a run resumed from an earlier checkpoint appends the
+/// steps after it again, and the later record of a step wins.
+pub fn latest_per_step(metrics: Vec<StepMetrics>) -> Vec<StepMetrics> {
+    let mut by_step = std::collections::BTreeMap::new();
+    for m in metrics {
+        by_step.insert(m.step, m);
+    }
+    by_step.into_values().collect()
+}
+
 /// Plots `run/metrics.jsonl` into `run/curves.png` and returns the PNG's path.
 pub fn plot_run(run: &Path) -> Result<PathBuf> {
-    let metrics = read_metrics(&run.join("metrics.jsonl"))?;
+    let metrics = latest_per_step(read_metrics(&run.join("metrics.jsonl"))?);
     let font = find_font()?;
     let out = run.join("curves.png");
     write_curves(&metrics, &font, &out)?;
@@ -298,6 +308,20 @@ mod tests {
         assert_eq!(tick(120.0), "120");
         assert_eq!(tick(5e-4), "5.0e-4");
         assert_eq!(tick(2.5e5), "2.5e5");
+    }
+
+    #[test]
+    fn a_resumed_run_is_plotted_once_per_step() {
+        let mut m = run(5);
+        let mut again = run(5)[2..].to_vec();
+        again[0].reward = 9.0;
+        m.extend(again);
+        let m = latest_per_step(m);
+        assert_eq!(
+            m.iter().map(|x| x.step).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(m[2].reward, 9.0);
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! format and consistency rates, resumable through a per-example results file.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
@@ -12,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Example;
 use crate::error::{Result, TrainError};
-use crate::train::fit_prompt;
+use crate::train::{Jsonl, fit_prompt};
 
 /// One example's outcome (a line of the results file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,18 +159,12 @@ pub fn evaluate<B: Backend>(
 ) -> Result<Vec<ItemResult>> {
     let mut done = read_results(results)?;
     // Rewrite without a torn tail before appending.
-    {
-        let mut f = std::fs::File::create(results).map_err(|e| TrainError::io(results, e))?;
-        for r in &done {
-            let l = serde_json::to_string(r).map_err(|e| TrainError::Data(e.to_string()))?;
-            writeln!(f, "{l}").map_err(|e| TrainError::io(results, e))?;
-        }
+    std::fs::File::create(results).map_err(|e| TrainError::io(results, e))?;
+    let mut file = Jsonl::append(results)?;
+    for r in &done {
+        file.push(r)?;
     }
     let seen: HashSet<String> = done.iter().map(|r| r.id.clone()).collect();
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(results)
-        .map_err(|e| TrainError::io(results, e))?;
     let total = examples.len();
     progress(done.len().min(total), total);
     let gen_cfg = GenerationConfig {
@@ -214,9 +207,7 @@ pub fn evaluate<B: Backend>(
             solution: ex.solution.clone(),
             completion: text,
         };
-        let l = serde_json::to_string(&item).map_err(|e| TrainError::Data(e.to_string()))?;
-        writeln!(file, "{l}").map_err(|e| TrainError::io(results, e))?;
-        file.flush().map_err(|e| TrainError::io(results, e))?;
+        file.push(&item)?;
         done.push(item);
         progress(done.len(), total);
     }

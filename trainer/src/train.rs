@@ -701,7 +701,8 @@ impl<B: Backend> Trainer<B> {
             for c in &outs {
                 let text = format!("{}{}", g.response_prefix, c.text);
                 let r = self.scorer.score(&ex, &text, &c.tokens)?;
-                totals.push(weights.total(&r));
+                let total = weights.total(&r);
+                totals.push(total);
                 if first_group {
                     self.samples.push(Sample {
                         step: self.step + 1,
@@ -709,7 +710,7 @@ impl<B: Backend> Trainer<B> {
                         solution: ex.solution.clone(),
                         text,
                         rewards: r,
-                        reward: weights.total(&r),
+                        reward: total,
                     });
                 }
                 rs.push(r);
@@ -836,30 +837,14 @@ impl<B: Backend> Trainer<B> {
     pub fn run(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<()> {
         let out = self.cfg.out.clone();
         std::fs::create_dir_all(&out).map_err(|e| TrainError::io(&out, e))?;
-        let path = out.join("metrics.jsonl");
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| TrainError::io(&path, e))?;
-        let samples_path = out.join("samples.jsonl");
-        let mut samples = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&samples_path)
-            .map_err(|e| TrainError::io(&samples_path, e))?;
+        let mut metrics = Jsonl::append(&out.join("metrics.jsonl"))?;
+        let mut samples = Jsonl::append(&out.join("samples.jsonl"))?;
         while self.step < self.cfg.steps {
             let m = self.train_step()?;
-            let line = serde_json::to_string(&m).map_err(|e| TrainError::Data(e.to_string()))?;
-            writeln!(file, "{line}").map_err(|e| TrainError::io(&path, e))?;
-            file.flush().map_err(|e| TrainError::io(&path, e))?;
+            metrics.push(&m)?;
             for s in &self.samples {
-                let line = serde_json::to_string(s).map_err(|e| TrainError::Data(e.to_string()))?;
-                writeln!(samples, "{line}").map_err(|e| TrainError::io(&samples_path, e))?;
+                samples.push(s)?;
             }
-            samples
-                .flush()
-                .map_err(|e| TrainError::io(&samples_path, e))?;
             on_step(&m);
             let every = self.cfg.save_every;
             if (every > 0 && self.step.is_multiple_of(every)) || self.step == self.cfg.steps {
@@ -945,6 +930,35 @@ impl<B: Backend> Trainer<B> {
 }
 
 /// Writes `v` as pretty JSON to `path`.
+/// A JSON-lines file written a record at a time, each line flushed as it is written so that a
+/// killed run loses at most the line in flight.
+pub(crate) struct Jsonl {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+}
+
+impl Jsonl {
+    /// Opens `path` for appending (created when missing).
+    pub(crate) fn append(path: &Path) -> Result<Jsonl> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| TrainError::io(path, e))?;
+        Ok(Jsonl {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Writes `v` as one line and flushes it.
+    pub(crate) fn push<T: Serialize>(&mut self, v: &T) -> Result<()> {
+        let line = serde_json::to_string(v).map_err(|e| TrainError::Data(e.to_string()))?;
+        writeln!(self.file, "{line}").map_err(|e| TrainError::io(&self.path, e))?;
+        self.file.flush().map_err(|e| TrainError::io(&self.path, e))
+    }
+}
+
 pub(crate) fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
     let s = serde_json::to_string_pretty(v).map_err(|e| TrainError::Data(e.to_string()))?;
     std::fs::write(path, s).map_err(|e| TrainError::io(path, e))

@@ -9,8 +9,12 @@
 //! ([`describe`], with an OpenAI-compatible VLM client) and the video-text layout
 //! ([`video_text`]).
 //!
-//! It must not know about the language model (`reasoner`), about zenoh, ROS 2 or async runtimes:
-//! sources that need those live in the crates that own them and hand frames over in these types;
+//! It also owns ROS 2 messages as bytes ([`ros`]: CDR, the message types, images to frames),
+//! which the MCAP source and the agent's ROS 2 transports share.
+//!
+//! It must not know about the language model (`reasoner`), about zenoh, a ROS 2 installation or
+//! async runtimes: sources that need those live in the crates that own them and hand frames over
+//! in these types;
 //! the blocking pieces here (sources on threads, the HTTP client with deadlines) are wrapped by
 //! the agent.
 
@@ -20,6 +24,7 @@ pub mod describe;
 mod frame;
 pub mod keyframe;
 pub mod queue;
+pub mod ros;
 pub mod source;
 pub mod video_text;
 

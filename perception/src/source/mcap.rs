@@ -3,18 +3,13 @@
 //! memory-mapped file and hands decoded frames over a small bounded channel, so memory stays
 //! bounded whatever the bag's size.
 
-use super::cdr::{CompressedImageMsg, ImageMsg};
-use super::decode::{Encoding, decode_compressed, raw_to_rgb};
 use super::{CameraSource, SourceError, SourceStats, ThreadFeed, skip_bad};
 use crate::Frame;
 use std::path::Path;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Schema of raw images.
-pub const IMAGE: &str = "sensor_msgs/msg/Image";
-/// Schema of compressed images.
-pub const COMPRESSED_IMAGE: &str = "sensor_msgs/msg/CompressedImage";
+pub use crate::ros::{COMPRESSED_IMAGE, IMAGE};
 
 /// The image topics of a bag (from its summary section): `(topic, schema name, messages)`.
 pub fn image_topics(path: &Path) -> Result<Vec<(String, String, u64)>, SourceError> {
@@ -131,41 +126,15 @@ impl McapSource {
     }
 }
 
-/// Decodes one serialized message of `schema` into an rgb8 frame.
+/// Decodes one serialized message of `schema` into an rgb8 frame (a zero header stamp falls
+/// back to the bag's log time).
 pub fn decode_message(
     schema: &str,
     payload: &[u8],
     seq: u64,
     log_time_ns: u64,
 ) -> Result<Frame, String> {
-    let (stamp, width, height, rgb) = match schema {
-        IMAGE => {
-            let m = ImageMsg::from_cdr(payload).map_err(|e| e.to_string())?;
-            let enc = Encoding::from_ros(&m.encoding).ok_or_else(|| {
-                super::decode::DecodeError::Unsupported(m.encoding.clone()).to_string()
-            })?;
-            let rgb = raw_to_rgb(enc, m.width, m.height, m.step as usize, m.data)
-                .map_err(|e| e.to_string())?;
-            (m.header.seconds(), m.width, m.height, rgb)
-        }
-        COMPRESSED_IMAGE => {
-            let m = CompressedImageMsg::from_cdr(payload).map_err(|e| e.to_string())?;
-            let img = decode_compressed(&m.format, m.data).map_err(|e| e.to_string())?;
-            (m.header.seconds(), img.width, img.height, img.data)
-        }
-        other => {
-            return Err(format!(
-                "schema {other} is not an image ({IMAGE} or {COMPRESSED_IMAGE})"
-            ));
-        }
-    };
-    // A zero header stamp means the publisher did not set one: fall back to the bag's time.
-    let stamp = if stamp > 0.0 {
-        stamp
-    } else {
-        log_time_ns as f64 * 1e-9
-    };
-    Frame::new(seq, stamp, width, height, rgb, None).map_err(|e| e.to_string())
+    crate::ros::image_to_frame(schema, payload, seq, log_time_ns as f64 * 1e-9)
 }
 
 fn read_topic(

@@ -7,7 +7,6 @@
 //! drop-oldest queue, so a slow consumer never stalls capture.
 
 pub mod camera_format;
-pub mod cdr;
 pub mod decode;
 mod folder;
 pub mod mcap;

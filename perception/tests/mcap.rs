@@ -142,3 +142,101 @@ fn a_torn_bag_delivers_what_it_holds_then_reports() {
         Err(e) => assert!(e.to_string().contains("torn.mcap"), "{e}"),
     }
 }
+
+#[test]
+fn a_split_bag_directory_plays_its_files_in_order() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bag = tmp.path().join("drive");
+    std::fs::create_dir(&bag).expect("dir");
+    // rosbag2 numbers split files; "_10" must come after "_2", not between "_1" and "_2".
+    for i in [10, 0, 2] {
+        std::fs::copy(
+            dir().join("images.mcap"),
+            bag.join(format!("drive_{i}.mcap")),
+        )
+        .expect("copy");
+    }
+    std::fs::write(
+        bag.join("metadata.yaml"),
+        "rosbag2_bagfile_information: {}\n",
+    )
+    .expect("yaml");
+    let (single, _) = play("/camera/image_raw");
+    let mut s = McapSource::open(&bag, Some("/camera/image_raw")).expect("opens");
+    let mut seqs = Vec::new();
+    while let Some(f) = s.next_frame().expect("plays") {
+        seqs.push(f.seq);
+    }
+    assert_eq!(seqs.len(), 3 * single.len());
+    // Messages are numbered across files (a skipped bad message keeps its number).
+    let per_file = single.len() as u64 + 1;
+    let want: Vec<u64> = (0..3 * per_file)
+        .filter(|i| i % per_file != per_file - 1)
+        .collect();
+    assert_eq!(seqs, want);
+    assert_eq!(s.stats().bad, 3, "one bad message per file, each counted");
+    assert!(s.name().contains("drive"), "{}", s.name());
+
+    let sqlite = tmp.path().join("old");
+    std::fs::create_dir(&sqlite).expect("dir");
+    std::fs::write(sqlite.join("old_0.db3"), b"SQLite format 3\0").expect("db3");
+    let e = McapSource::open(&sqlite, Some("/x"))
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("ros2 bag convert"), "{e}");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).expect("dir");
+    let e = McapSource::open(&empty, Some("/x")).err().expect("refused");
+    assert!(
+        e.to_string().contains("no .mcap file") && e.to_string().contains("empty"),
+        "{e}"
+    );
+}
+
+#[test]
+fn raw_messages_come_out_as_recorded_and_a_torn_file_is_named() {
+    let want = expected();
+    let mut got = Vec::new();
+    let n = embodied_r_perception::source::mcap::for_each_message(
+        &dir().join("images.mcap"),
+        &[],
+        |m| {
+            got.push(m);
+            true
+        },
+    )
+    .expect("reads");
+    assert_eq!(n as usize, want.len());
+    for (m, w) in got.iter().zip(&want) {
+        assert_eq!(m.topic, w["topic"].as_str().expect("topic"));
+        assert_eq!(m.schema, w["type"].as_str().expect("type"));
+        assert_eq!(m.encoding, "cdr");
+        assert_eq!(m.log_time_ns, w["stamp_ns"].as_u64().expect("stamp"));
+        assert_eq!(m.data.len() as u64, w["cdr_len"].as_u64().expect("len"));
+    }
+    // A topic filter and an early stop.
+    let mut first = None;
+    embodied_r_perception::source::mcap::for_each_message(
+        &dir().join("images.mcap"),
+        &["/camera/image_raw/compressed".to_string()],
+        |m| {
+            first = Some(m.topic);
+            false
+        },
+    )
+    .expect("reads");
+    assert_eq!(first.as_deref(), Some("/camera/image_raw/compressed"));
+    let bytes = std::fs::read(dir().join("images.mcap")).expect("read");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let p = tmp.path().join("torn.mcap");
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).expect("write");
+    let mut seen = 0;
+    let r = embodied_r_perception::source::mcap::for_each_message(&p, &[], |_| {
+        seen += 1;
+        true
+    });
+    if let Err(e) = r {
+        assert!(e.to_string().contains("torn.mcap"), "{e}");
+    }
+    assert!(seen < want.len());
+}

@@ -1,11 +1,12 @@
-//! rosbag2 recordings in MCAP: one image topic (`sensor_msgs/msg/Image` or
+//! rosbag2 recordings in MCAP (one file, or a bag directory whose split files play in order):
+//! one image topic (`sensor_msgs/msg/Image` or
 //! `sensor_msgs/msg/CompressedImage`, CDR-encoded) played as a video. A reader thread walks the
 //! memory-mapped file and hands decoded frames over a small bounded channel, so memory stays
 //! bounded whatever the bag's size.
 
 use super::{CameraSource, SourceError, SourceStats, ThreadFeed, skip_bad};
 use crate::Frame;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -70,14 +71,113 @@ pub struct McapSource {
     feed: ThreadFeed,
 }
 
+/// The MCAP files of a bag: `path` itself, or a rosbag2 bag directory's `*.mcap` files in
+/// split order (`<name>_0.mcap`, `<name>_1.mcap`, …).
+pub fn bag_files(path: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let name = format!("mcap:{}", path.display());
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| SourceError::Io {
+        source_name: name.clone(),
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut files: Vec<(u64, PathBuf)> = Vec::new();
+    let mut db3 = false;
+    for entry in entries.flatten() {
+        let p = entry.path();
+        match p.extension().and_then(|e| e.to_str()) {
+            Some("mcap") => {
+                let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+                let index = stem
+                    .rsplit_once('_')
+                    .and_then(|(_, n)| n.parse().ok())
+                    .unwrap_or(u64::MAX);
+                files.push((index, p));
+            }
+            Some("db3") => db3 = true,
+            _ => {}
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        let what = if db3 {
+            "this bag is stored in sqlite3 (.db3), which is not read here; convert it with `ros2 bag convert` to the mcap storage"
+        } else {
+            "no .mcap file in this directory (a rosbag2 MCAP bag holds metadata.yaml and <name>_0.mcap)"
+        };
+        return Err(invalid(&name, what.into()));
+    }
+    Ok(files.into_iter().map(|(_, p)| p).collect())
+}
+
+/// One message of a bag, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BagMessage {
+    /// Topic.
+    pub topic: String,
+    /// Schema (ROS type) name, e.g. `sensor_msgs/msg/Image`.
+    pub schema: String,
+    /// Message encoding, `cdr` for rosbag2.
+    pub encoding: String,
+    /// Log time, nanoseconds.
+    pub log_time_ns: u64,
+    /// The serialized message.
+    pub data: Vec<u8>,
+}
+
+/// Calls `f` with every message of `topics` (every topic when empty) in the bag's files in
+/// order, until `f` returns false; returns how many it was given. A torn or corrupt file
+/// ends with an error naming it, after what it held was delivered.
+pub fn for_each_message(
+    path: &Path,
+    topics: &[String],
+    mut f: impl FnMut(BagMessage) -> bool,
+) -> Result<u64, SourceError> {
+    let mut n = 0u64;
+    for file in bag_files(path)? {
+        let name = format!("mcap:{}", file.display());
+        let map = map_file(&name, &file)?;
+        let stream = mcap::MessageStream::new(&map)
+            .map_err(|e| invalid(&name, format!("not a readable MCAP file: {e}")))?;
+        for msg in stream {
+            let msg = msg
+                .map_err(|e| invalid(&name, format!("MCAP read error after {n} messages: {e}")))?;
+            if !topics.is_empty() && !topics.iter().any(|t| *t == msg.channel.topic) {
+                continue;
+            }
+            n += 1;
+            let keep_going = f(BagMessage {
+                topic: msg.channel.topic.clone(),
+                schema: msg
+                    .channel
+                    .schema
+                    .as_ref()
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default(),
+                encoding: msg.channel.message_encoding.clone(),
+                log_time_ns: msg.log_time,
+                data: msg.data.into_owned(),
+            });
+            if !keep_going {
+                return Ok(n);
+            }
+        }
+    }
+    Ok(n)
+}
+
 impl McapSource {
-    /// Opens `path` and plays `topic`; without a topic, the bag must hold exactly one image topic.
+    /// Opens a bag (an MCAP file, or a rosbag2 directory whose split files play in order) and
+    /// plays `topic`; without a topic, the bag must hold exactly one image topic.
     pub fn open(path: &Path, topic: Option<&str>) -> Result<McapSource, SourceError> {
         let base = format!("mcap:{}", path.display());
+        let files = bag_files(path)?;
         let topic = match topic {
             Some(t) => t.to_string(),
             None => {
-                let topics = image_topics(path)?;
+                let topics = image_topics(&files[0])?;
                 match topics.as_slice() {
                     [(t, _, _)] => t.clone(),
                     [] => {
@@ -100,20 +200,38 @@ impl McapSource {
             }
         };
         let name = format!("{base}:{topic}");
-        let map = map_file(&name, path)?;
-        // Fail early on files that are not MCAP at all.
-        if !map.starts_with(mcap::MAGIC) {
-            return Err(invalid(
-                &name,
-                "not an MCAP file (no MCAP magic at the start)".into(),
-            ));
+        let mut maps = Vec::with_capacity(files.len());
+        for f in &files {
+            let file_name = format!("mcap:{}:{topic}", f.display());
+            let map = map_file(&file_name, f)?;
+            // Fail early on files that are not MCAP at all.
+            if !map.starts_with(mcap::MAGIC) {
+                return Err(invalid(
+                    &file_name,
+                    "not an MCAP file (no MCAP magic at the start)".into(),
+                ));
+            }
+            maps.push((file_name, map));
         }
         let (tx, rx) = sync_channel(4);
         let stats = Arc::new(Mutex::new(SourceStats::default()));
         let (n, s) = (name.clone(), stats.clone());
         std::thread::Builder::new()
             .name(format!("mcap reader {topic}"))
-            .spawn(move || read_topic(&map, &topic, &n, &s, &tx))
+            .spawn(move || {
+                let (mut seq, mut seen) = (0u64, false);
+                for (file_name, map) in &maps {
+                    if !read_topic(map, &topic, file_name, &mut seq, &mut seen, &s, &tx) {
+                        return;
+                    }
+                }
+                if !seen {
+                    let _ = tx.send(Err(invalid(
+                        &n,
+                        "the topic has no messages in this bag".into(),
+                    )));
+                }
+            })
             .map_err(|e| SourceError::Io {
                 source_name: name.clone(),
                 path: path.to_path_buf(),
@@ -137,22 +255,24 @@ pub fn decode_message(
     crate::ros::image_to_frame(schema, payload, seq, log_time_ns as f64 * 1e-9)
 }
 
+/// Plays `topic` of one file, numbering frames from `*seq` on; false when playing must stop
+/// (an error was sent, or nobody listens any more).
 fn read_topic(
     map: &[u8],
     topic: &str,
     name: &str,
+    seq: &mut u64,
+    seen_topic: &mut bool,
     stats: &Mutex<SourceStats>,
     tx: &SyncSender<Item>,
-) {
+) -> bool {
     let stream = match mcap::MessageStream::new(map) {
         Ok(s) => s,
         Err(e) => {
             let _ = tx.send(Err(invalid(name, format!("not a readable MCAP file: {e}"))));
-            return;
+            return false;
         }
     };
-    let mut seq = 0u64;
-    let mut seen_topic = false;
     for msg in stream {
         let msg = match msg {
             Ok(m) => m,
@@ -162,13 +282,13 @@ fn read_topic(
                     name,
                     format!("MCAP read error after {seq} messages: {e}"),
                 )));
-                return;
+                return false;
             }
         };
         if msg.channel.topic != topic {
             continue;
         }
-        seen_topic = true;
+        *seen_topic = true;
         let schema = msg
             .channel
             .schema
@@ -183,22 +303,22 @@ fn read_topic(
                     msg.channel.message_encoding
                 ),
             )));
-            return;
+            return false;
         }
         if schema != IMAGE && schema != COMPRESSED_IMAGE {
             let _ = tx.send(Err(invalid(
                 name,
                 format!("topic has schema {schema:?}, expected {IMAGE} or {COMPRESSED_IMAGE}"),
             )));
-            return;
+            return false;
         }
-        let this = seq;
-        seq += 1;
+        let this = *seq;
+        *seq += 1;
         match decode_message(schema, &msg.data, this, msg.log_time) {
             Ok(frame) => {
                 stats.lock().unwrap_or_else(PoisonError::into_inner).frames += 1;
                 if tx.send(Ok(frame)).is_err() {
-                    return;
+                    return false;
                 }
             }
             Err(why) => {
@@ -207,12 +327,7 @@ fn read_topic(
             }
         }
     }
-    if !seen_topic {
-        let _ = tx.send(Err(invalid(
-            name,
-            "the topic has no messages in this file".into(),
-        )));
-    }
+    true
 }
 
 impl CameraSource for McapSource {

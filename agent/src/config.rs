@@ -73,6 +73,9 @@ pub enum SourceKind {
     Mcap,
     /// A V4L2 camera (`source.device`; needs the `camera` feature).
     Camera,
+    /// A ROS 2 image topic (`source.topic`: `sensor_msgs/msg/Image`, or `CompressedImage` for a
+    /// name ending in `/compressed`), reached as `[ros2]` says.
+    Ros2,
 }
 
 /// How file sources are paced.
@@ -109,7 +112,7 @@ pub struct SourceConfig {
     pub fps: f64,
     /// File path (folder, video, mcap).
     pub path: Option<PathBuf>,
-    /// MCAP topic.
+    /// Image topic (mcap, ros2).
     pub topic: Option<String>,
     /// Camera device index.
     pub device: u32,
@@ -399,6 +402,107 @@ impl Default for LogConfig {
     }
 }
 
+/// How the runtime reaches a ROS 2 system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ros2Transport {
+    /// No ROS 2 side.
+    Off,
+    /// ROS 2 topics on the runtime's zenoh session in zenoh-bridge-ros2dds' key layout (a DDS
+    /// ROS 2 system with the bridge running beside it).
+    Bridge,
+    /// ROS 2 topics on the runtime's zenoh session in rmw_zenoh's key layout.
+    RmwZenoh,
+    /// A ROS 2 node through r2r (build feature `ros2`, a sourced ROS 2 at build and run time).
+    R2r,
+}
+
+/// Which message an image topic carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageMessage {
+    /// `CompressedImage` when the topic name ends in `/compressed` (image_transport's
+    /// convention), `Image` otherwise.
+    Auto,
+    /// `sensor_msgs/msg/Image`.
+    Raw,
+    /// `sensor_msgs/msg/CompressedImage`.
+    Compressed,
+}
+
+/// `[ros2]`: the ROS 2 side (topics, transport). Topic names are ROS names; relative ones
+/// resolve in `namespace`. An empty optional topic turns that publication off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ros2Config {
+    /// How ROS 2 is reached.
+    pub transport: Ros2Transport,
+    /// Namespace relative names resolve in (the node's namespace with r2r).
+    pub namespace: String,
+    /// Node name (r2r).
+    pub node_name: String,
+    /// zenoh-bridge-ros2dds' own `namespace` setting, prefixed to every key (bridge layout).
+    pub bridge_namespace: String,
+    /// `ROS_DOMAIN_ID` (rmw_zenoh layout).
+    pub domain: u32,
+    /// rmw_zenoh keys carry REP-2016 type hashes (Iron and later); false for Humble.
+    pub type_hashes: bool,
+    /// Which message `source.topic` carries.
+    pub image_message: ImageMessage,
+    /// Image subscription reliability (r2r): false is ROS 2's sensor-data profile (best effort),
+    /// which also matches reliable publishers.
+    pub image_reliable: bool,
+    /// `nav_msgs/msg/Odometry` whose pose is attached to frames; empty: none.
+    pub odom_topic: String,
+    /// The camera in the odometry's child frame: `[x, y, z, roll, pitch, yaw]` (metres,
+    /// radians) of a body frame with x forward, y left, z up (REP 103); the optical frame (z
+    /// forward, x right, y down) follows from it.
+    pub camera_mount: [f64; 6],
+    /// `std_msgs/msg/String` questions in: a JSON ask request, or plain text for a free-form
+    /// question.
+    pub question_topic: String,
+    /// `std_msgs/msg/String` answers out (the ask reply JSON; refusals of questions from
+    /// `question_topic` too).
+    pub answer_topic: String,
+    /// `std_msgs/msg/String` navigation hints out (JSON).
+    pub nav_hint_topic: String,
+    /// The `Ask` action (r2r): goal question/choices/window, feedback, result.
+    pub action: String,
+    /// Advisory `geometry_msgs/msg/TwistStamped` for each nav hint; empty (the default): off.
+    pub cmd_vel_topic: String,
+    /// `header.frame_id` of the advisory twist.
+    pub cmd_vel_frame: String,
+    /// Speed of an advisory move, m/s.
+    pub linear_speed: f64,
+    /// Rate of an advisory rotation, rad/s.
+    pub angular_speed: f64,
+}
+
+impl Default for Ros2Config {
+    fn default() -> Self {
+        Ros2Config {
+            transport: Ros2Transport::Off,
+            namespace: "/".into(),
+            node_name: "embodied_r".into(),
+            bridge_namespace: "/".into(),
+            domain: 0,
+            type_hashes: true,
+            image_message: ImageMessage::Auto,
+            image_reliable: false,
+            odom_topic: String::new(),
+            camera_mount: [0.0; 6],
+            question_topic: "/embodied_r/question".into(),
+            answer_topic: "/embodied_r/answer".into(),
+            nav_hint_topic: "/embodied_r/nav_hint".into(),
+            action: "/embodied_r/ask".into(),
+            cmd_vel_topic: String::new(),
+            cmd_vel_frame: "base_link".into(),
+            linear_speed: 0.2,
+            angular_speed: 0.3,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -421,6 +525,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Episode log.
     pub log: LogConfig,
+    /// ROS 2.
+    pub ros2: Ros2Config,
 }
 
 impl Default for Config {
@@ -435,6 +541,7 @@ impl Default for Config {
             zenoh: ZenohConfig::default(),
             api: ApiConfig::default(),
             log: LogConfig::default(),
+            ros2: Ros2Config::default(),
         }
     }
 }
@@ -698,6 +805,83 @@ impl Config {
                 }
             }
             SourceKind::Camera => {}
+            SourceKind::Ros2 => {
+                if self.ros2.transport == Ros2Transport::Off {
+                    return bad(
+                        "ros2.transport",
+                        "\"off\"".into(),
+                        "\"bridge\", \"rmw_zenoh\" or \"r2r\" when source.kind = \"ros2\"",
+                    );
+                }
+                if s.topic.is_none() {
+                    return bad(
+                        "source.topic",
+                        "(not set)".into(),
+                        "the ROS 2 image topic, e.g. /camera/image_raw",
+                    );
+                }
+            }
+        }
+        if matches!(s.kind, SourceKind::Ros2 | SourceKind::Mcap)
+            && let Some(t) = &s.topic
+            && let Err(e) = crate::ros2::names::qualify(&self.ros2.namespace, t)
+        {
+            return bad("source.topic", format!("{t:?}"), &e.why);
+        }
+        let ros = &self.ros2;
+        if ros.transport != Ros2Transport::Off {
+            if ros.namespace != "/"
+                && let Err(e) = crate::ros2::names::qualify("/", &ros.namespace)
+            {
+                return bad("ros2.namespace", format!("{:?}", ros.namespace), &e.why);
+            }
+            for (key, topic, optional) in [
+                ("ros2.odom_topic", &ros.odom_topic, true),
+                ("ros2.question_topic", &ros.question_topic, true),
+                ("ros2.answer_topic", &ros.answer_topic, true),
+                ("ros2.nav_hint_topic", &ros.nav_hint_topic, true),
+                (
+                    "ros2.action",
+                    &ros.action,
+                    ros.transport != Ros2Transport::R2r,
+                ),
+                ("ros2.cmd_vel_topic", &ros.cmd_vel_topic, true),
+            ] {
+                if topic.is_empty() && optional {
+                    continue;
+                }
+                if let Err(e) = crate::ros2::names::qualify(&ros.namespace, topic) {
+                    return bad(key, format!("{topic:?}"), &e.why);
+                }
+            }
+            if ros.node_name.is_empty()
+                || ros.node_name.starts_with(|c: char| c.is_ascii_digit())
+                || !ros
+                    .node_name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return bad(
+                    "ros2.node_name",
+                    format!("{:?}", ros.node_name),
+                    "letters, digits and '_', not starting with a digit",
+                );
+            }
+            for (key, v) in [
+                ("ros2.linear_speed", ros.linear_speed),
+                ("ros2.angular_speed", ros.angular_speed),
+            ] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return bad(key, v.to_string(), "a speed >= 0");
+                }
+            }
+            if ros.camera_mount.iter().any(|v| !v.is_finite()) {
+                return bad(
+                    "ros2.camera_mount",
+                    format!("{:?}", ros.camera_mount),
+                    "six finite numbers [x, y, z, roll, pitch, yaw]",
+                );
+            }
         }
         if !(s.fps.is_finite() && s.fps > 0.0 && s.fps <= 1000.0) {
             return bad("source.fps", s.fps.to_string(), "a frame rate in (0, 1000]");

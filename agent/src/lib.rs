@@ -10,6 +10,8 @@
 //!   → LM → parse → consistency check → navigation hint ([`answer`]);
 //! - the zenoh API ([`runtime`], [`api`], [`client`]): `ask` queryable, `answer`, `nav_hint`,
 //!   `keyframes`, `status` publications and a liveliness token;
+//! - the ROS 2 side ([`ros2`]): topics over zenoh in zenoh-bridge-ros2dds' or rmw_zenoh's
+//!   layout, or a ROS 2 node through r2r (feature `ros2`);
 //! - the crash-safe episode log writer ([`episodes`]; the record schema and reader are the
 //!   reasoner's, shared with the trainer).
 //!
@@ -23,6 +25,7 @@ pub mod client;
 pub mod config;
 pub mod engine;
 pub mod episodes;
+pub mod ros2;
 pub mod runtime;
 pub mod stats;
 

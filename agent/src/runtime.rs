@@ -15,11 +15,15 @@
 use crate::answer::pose_array;
 use crate::api::admit;
 use crate::capture::{CaptureConfig, CaptureStats, run_capture};
-use crate::config::{Config, DescriberKind, Rate, SourceKind, ZenohMode, embodied_r_sim_scene};
+use crate::config::{
+    Config, DescriberKind, Rate, Ros2Transport, SourceKind, ZenohMode, embodied_r_sim_scene,
+};
 #[cfg(feature = "flex")]
 use crate::engine::LmReasoner;
 use crate::engine::{AskError, Engine, Question, Reasoner, load_options};
 use crate::episodes::EpisodeLog;
+use crate::ros2::over_zenoh::RosZenoh;
+use crate::ros2::{RosImageSource, RosQuestion, RosSide};
 use crate::stats::StageLatencies;
 use embodied_r_perception::buffer::{BufferLimits, KeyFrame, KeyFrameBuffer};
 use embodied_r_perception::describe::{Cached, Describer};
@@ -52,6 +56,9 @@ pub enum AgentError {
     /// zenoh failed.
     #[error("zenoh: {0}")]
     Zenoh(String),
+    /// The ROS 2 side could not start.
+    #[error("ros2: {0}")]
+    Ros2(String),
     /// The episode log could not be opened.
     #[error(transparent)]
     Log(#[from] crate::episodes::LogError),
@@ -245,7 +252,30 @@ impl Runtime {
                     .map_err(err)?,
             ),
             SourceKind::Camera => open_camera(s)?,
+            SourceKind::Ros2 => {
+                return Err(AgentError::Source(format!(
+                    "source.kind = \"ros2\" with ros2.transport = {:?} gives no image source",
+                    self.config.ros2.transport
+                )));
+            }
         })
+    }
+
+    /// The ROS 2 side `[ros2]` asks for (and the image source, for `source.kind = "ros2"`).
+    fn ros_side(
+        &self,
+        session: &zenoh::Session,
+        questions: mpsc::Sender<RosQuestion>,
+    ) -> Result<RosStart, AgentError> {
+        match self.config.ros2.transport {
+            Ros2Transport::Off => Ok((None, None)),
+            Ros2Transport::Bridge | Ros2Transport::RmwZenoh => {
+                let (side, source) = RosZenoh::declare(session, &self.config, questions)
+                    .map_err(|e| AgentError::Ros2(e.to_string()))?;
+                Ok((Some(Arc::new(side)), source))
+            }
+            Ros2Transport::R2r => r2r_side(&self.config, questions),
+        }
     }
 
     fn describer(&self) -> Result<Arc<dyn Describer>, AgentError> {
@@ -290,7 +320,30 @@ impl Runtime {
         let (job_tx, mut job_rx) = mpsc::channel::<Job>(cfg.api.queue.max(1));
         let (event_tx, mut event_rx) = mpsc::channel::<Event>(256);
         let (loaded_tx, loaded_rx) = oneshot::channel::<Result<String, String>>();
-        let source = self.open_source()?;
+        // zenoh first: a ROS 2 image topic over zenoh is the source.
+        let net = NetConfig {
+            mode: Some(match cfg.zenoh.mode {
+                ZenohMode::Peer => "peer".into(),
+                ZenohMode::Client => "client".into(),
+            }),
+            connect: cfg.zenoh.connect.clone(),
+            listen: cfg.zenoh.listen.clone(),
+            multicast_scouting: cfg.zenoh.multicast,
+        };
+        let zerr =
+            |what: &'static str| move |e: zenoh::Error| AgentError::Zenoh(format!("{what}: {e}"));
+        let zcfg = embodied_r_sim::bridge::zenoh_config(&net)
+            .map_err(|e| AgentError::Zenoh(e.to_string()))?;
+        let session = zenoh::open(zcfg)
+            .await
+            .map_err(zerr("opening the session"))?;
+        let stop_capture = Arc::new(AtomicBool::new(false));
+        let (ros_q_tx, mut ros_q_rx) = mpsc::channel::<RosQuestion>(64);
+        let (ros, ros_source) = self.ros_side(&session, ros_q_tx)?;
+        let source: Box<dyn CameraSource> = match ros_source {
+            Some(s) => Box::new(s.stop_when(stop_capture.clone())),
+            None => self.open_source()?,
+        };
         let source_name = source.name().to_string();
         let pacing = match (cfg.source.kind, cfg.source.rate) {
             (SourceKind::Camera, _) => Pacing::Live,
@@ -320,7 +373,6 @@ impl Runtime {
         let _ = shared.describer.set(describer.label());
 
         // Capture thread.
-        let stop_capture = Arc::new(AtomicBool::new(false));
         let capture = {
             let (buffer, stats, stop) = (
                 shared.buffer.clone(),
@@ -423,23 +475,6 @@ impl Runtime {
         };
         let _ = shared.model.set(model.clone());
 
-        // zenoh.
-        let net = NetConfig {
-            mode: Some(match cfg.zenoh.mode {
-                ZenohMode::Peer => "peer".into(),
-                ZenohMode::Client => "client".into(),
-            }),
-            connect: cfg.zenoh.connect.clone(),
-            listen: cfg.zenoh.listen.clone(),
-            multicast_scouting: cfg.zenoh.multicast,
-        };
-        let zerr =
-            |what: &'static str| move |e: zenoh::Error| AgentError::Zenoh(format!("{what}: {e}"));
-        let zcfg = embodied_r_sim::bridge::zenoh_config(&net)
-            .map_err(|e| AgentError::Zenoh(e.to_string()))?;
-        let session = zenoh::open(zcfg)
-            .await
-            .map_err(zerr("opening the session"))?;
         let queryable = session
             .declare_queryable(keys.ask.clone())
             .await
@@ -504,9 +539,40 @@ impl Runtime {
                     });
                     while replies.try_join_next().is_some() {}
                 }
+                Some(q) = ros_q_rx.recv() => {
+                    next_id += 1;
+                    let id = format!("{}-{session_tag}-{next_id:05}", cfg.robot_id);
+                    shared.api.received.fetch_add(1, Ordering::Relaxed);
+                    let decision = admission(&shared, &cfg, &job_tx, Some(&q.payload), id);
+                    let ros = ros.clone();
+                    replies.spawn(async move {
+                        let v = match decision {
+                            Admission::Reply(v) => v,
+                            Admission::Queued(rx) => rx.await.unwrap_or_else(|_| {
+                                AskError::new("internal", "the answer thread stopped").to_json(None)
+                            }),
+                        };
+                        match q.reply {
+                            Some(tx) => {
+                                let _ = tx.send(v);
+                            }
+                            // Answers go out with every other answer; a refusal only here.
+                            None => {
+                                if v.get("error").is_some() && let Some(r) = &ros {
+                                    r.publish_answer(&v.to_string());
+                                }
+                            }
+                        }
+                    });
+                    while replies.try_join_next().is_some() {}
+                }
                 ev = event_rx.recv() => {
                     match ev {
                         Some(Event::Answer(answer, hint)) => {
+                            if let Some(r) = &ros {
+                                r.publish_answer(&String::from_utf8_lossy(&answer));
+                                r.publish_nav_hint(&String::from_utf8_lossy(&hint));
+                            }
                             if let Err(e) = pub_answer.put(answer).await {
                                 tracing::warn!("cannot publish an answer: {e}");
                             }
@@ -523,7 +589,7 @@ impl Runtime {
                     }
                 }
                 _ = status_tick.tick() => {
-                    let s = status_json(&shared, &cfg);
+                    let s = status_json(&shared, &cfg, ros.as_deref());
                     if let Err(e) = pub_status.put(s.to_string()).await {
                         tracing::warn!("cannot publish status: {e}");
                     }
@@ -562,6 +628,10 @@ impl Runtime {
                 }
                 ev = event_rx.recv() => {
                     if let Some(Event::Answer(answer, hint)) = ev {
+                        if let Some(r) = &ros {
+                            r.publish_answer(&String::from_utf8_lossy(&answer));
+                            r.publish_nav_hint(&String::from_utf8_lossy(&hint));
+                        }
                         let _ = pub_answer.put(answer).await;
                         let _ = pub_hint.put(hint).await;
                     }
@@ -574,7 +644,7 @@ impl Runtime {
         {}
         stop_capture.store(true, Ordering::Relaxed);
         let _ = tokio::task::spawn_blocking(move || capture.join()).await;
-        let final_status = status_json(&shared, &cfg);
+        let final_status = status_json(&shared, &cfg, ros.as_deref());
         let _ = pub_status.put(final_status.to_string()).await;
         drop(token);
         if let Err(e) = session.close().await {
@@ -620,6 +690,20 @@ fn open_camera(_: &crate::config::SourceConfig) -> Result<Box<dyn CameraSource>,
     ))
 }
 
+#[cfg(feature = "ros2")]
+fn r2r_side(config: &Config, questions: mpsc::Sender<RosQuestion>) -> Result<RosStart, AgentError> {
+    let (node, source) = crate::ros2::node::RosNode::start(config, questions)
+        .map_err(|e| AgentError::Ros2(e.to_string()))?;
+    Ok((Some(Arc::new(node)), source))
+}
+
+#[cfg(not(feature = "ros2"))]
+fn r2r_side(_: &Config, _: mpsc::Sender<RosQuestion>) -> Result<RosStart, AgentError> {
+    Err(AgentError::Ros2(
+        "ros2.transport = \"r2r\" needs a build with the `ros2` feature inside a sourced ROS 2 (see README, ROS 2); without ROS 2 installed use \"bridge\" or \"rmw_zenoh\"".into(),
+    ))
+}
+
 #[cfg(feature = "flex")]
 fn load_reasoner(cfg: &Config) -> Result<Box<dyn Reasoner>, String> {
     let opts = load_options(&cfg.reasoner.weights);
@@ -641,6 +725,9 @@ impl Drop for StopOnDrop {
         self.0.store(true, Ordering::Relaxed);
     }
 }
+
+/// The ROS 2 side, if configured, and its image source, if it is the camera.
+type RosStart = (Option<Arc<dyn RosSide>>, Option<RosImageSource>);
 
 /// What the API does with a query.
 enum Admission {
@@ -844,7 +931,7 @@ fn evidence_age_s(shared: &Shared, window: &[KeyFrame]) -> Option<f64> {
     Some(kept_at.elapsed().as_secs_f64() + (newest_stamp - last.stamp).max(0.0))
 }
 
-fn status_json(shared: &Shared, cfg: &Config) -> serde_json::Value {
+fn status_json(shared: &Shared, cfg: &Config, ros: Option<&dyn RosSide>) -> serde_json::Value {
     let capture = shared
         .capture
         .lock()
@@ -898,6 +985,7 @@ fn status_json(shared: &Shared, cfg: &Config) -> serde_json::Value {
             "rejected": shared.api.rejected.load(Ordering::Relaxed),
             "failed": shared.api.failed.load(Ordering::Relaxed),
         },
+        "ros2": ros.map(|r| serde_json::json!({"transport": cfg.ros2.transport, "counters": r.stats()})),
         "models": {"lm": shared.model.get(), "describer": shared.describer.get()},
         "latency_ms": shared.stages.lock().unwrap_or_else(PoisonError::into_inner).summary(),
         "log": {

@@ -1,8 +1,8 @@
 //! # embodied-r-launch
 //!
 //! The `embodied-r` command line: the runtime (`run`, `config check`, `demo`), its operator
-//! console (`ask`, `watch`), the episode log (`episodes`), `chat`, `bench`, `fetch-model`,
-//! `keyframes` and `sim`; the trainer and evaluator join as their crates arrive.
+//! console (`ask`, `watch`), the episode log (`episodes`), `chat`, `train`, `eval`, `bench`,
+//! `fetch-model`, `keyframes`, `sim` and `ros2 play`.
 //!
 //! Owns argument parsing, logging set-up, the model fetch and the benchmark harness. Must not
 //! hold model, perception or runtime logic: those live in the library crates this one calls.
@@ -17,6 +17,7 @@ mod eval_cli;
 mod fetch;
 mod inproc;
 mod keyframes;
+mod ros2_cli;
 mod runtime_cli;
 mod sim;
 mod sim_data;
@@ -80,6 +81,9 @@ pub enum Command {
     /// The built-in simulator: benchmark generation and previews.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// ROS 2 without ROS 2: play a rosbag2 recording onto zenoh in a ROS 2 key layout.
+    #[command(subcommand)]
+    Ros2(ros2_cli::Ros2Command),
 }
 
 /// Benchmark subcommands.
@@ -208,6 +212,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Runtime(a)) => bench_runtime::run(&a),
         Command::Bench(BenchCommand::Train(a)) => bench_train::run(&a),
         Command::Sim(c) => sim::run(&c),
+        Command::Ros2(c) => ros2_cli::run(&c),
         Command::Keyframes(a) => keyframes::run(&a),
         Command::FetchModel(a) => {
             let path = fetch_model(&a)?;

@@ -27,14 +27,93 @@ pub struct RunArgs {
     /// Override any key: --set api.queue=8 (repeatable; applied after EMBODIED_R_* variables).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// Source overrides.
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// `--source`, `--topic`, `--rate`: where frames come from, over the config's `[source]`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SourceArgs {
+    /// Where frames come from, overriding `[source]`: bag:PATH (a rosbag2 MCAP file or bag
+    /// directory), ros2:TOPIC (a ROS 2 image topic, see `[ros2]`), folder:PATH, video:PATH,
+    /// camera:INDEX or sim:SCENE.
+    #[arg(long, value_name = "KIND:WHAT")]
+    pub source: Option<String>,
+    /// The image topic of a bag or of ROS 2 (source.topic).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Pacing of file and simulator sources: realtime (the frames' own timestamps) or max.
+    #[arg(long, value_parser = ["realtime", "max"])]
+    pub rate: Option<String>,
+}
+
+/// The `[source]` keys a `--source KIND:WHAT` sets (values as TOML literals).
+pub fn source_overrides(spec: &str) -> Result<Vec<(&'static str, String)>> {
+    let quote = |v: &str| toml::Value::String(v.to_string()).to_string();
+    let Some((kind, what)) = spec.split_once(':') else {
+        bail!(
+            "--source {spec:?}: expected KIND:WHAT, e.g. bag:drive.mcap, ros2:/camera/image_raw, folder:frames/, video:run.mp4, camera:0 or sim:city_0000"
+        );
+    };
+    if what.is_empty() {
+        bail!("--source {spec:?}: nothing after {kind:?}");
+    }
+    Ok(match kind {
+        "bag" | "mcap" => vec![("source.kind", quote("mcap")), ("source.path", quote(what))],
+        "folder" | "video" => vec![("source.kind", quote(kind)), ("source.path", quote(what))],
+        "ros2" => vec![
+            ("source.kind", quote("ros2")),
+            ("source.topic", quote(what)),
+        ],
+        "sim" => vec![("source.kind", quote("sim")), ("source.scene", quote(what))],
+        "camera" => {
+            let index: u32 = what.parse().with_context(|| {
+                format!("--source {spec:?}: camera needs a device index, e.g. camera:0")
+            })?;
+            vec![
+                ("source.kind", quote("camera")),
+                ("source.device", index.to_string()),
+            ]
+        }
+        other => bail!(
+            "--source {spec:?}: unknown kind {other:?}; expected bag, ros2, folder, video, camera or sim"
+        ),
+    })
 }
 
 /// Loads the config with the command line's overrides.
-fn load(config: &Path, sets: &[String], listen: &[String], connect: &[String]) -> Result<Config> {
+fn load(
+    config: &Path,
+    sets: &[String],
+    source: &SourceArgs,
+    listen: &[String],
+    connect: &[String],
+) -> Result<Config> {
+    let a = source;
     let mut loader = ConfigLoader::new()
         .file(config)?
         .env(std::env::vars())?
         .overrides(sets.iter().map(String::as_str))?;
+    if let Some(spec) = &a.source {
+        for (key, value) in source_overrides(spec)? {
+            loader.set(key, &value, "from --source".into())?;
+        }
+    }
+    if let Some(topic) = &a.topic {
+        loader.set(
+            "source.topic",
+            &toml::Value::String(topic.clone()).to_string(),
+            "from --topic".into(),
+        )?;
+    }
+    if let Some(rate) = &a.rate {
+        loader.set(
+            "source.rate",
+            &toml::Value::String(rate.clone()).to_string(),
+            "from --rate".into(),
+        )?;
+    }
     if !listen.is_empty() {
         loader.set(
             "zenoh.listen",
@@ -77,7 +156,7 @@ async fn shutdown_signal() {
 
 /// `run`: prints `ready {json}` once it serves, `summary {json}` at exit.
 pub fn run(a: &RunArgs) -> Result<()> {
-    let cfg = load(&a.config, &a.sets, &a.listen, &a.connect)
+    let cfg = load(&a.config, &a.sets, &a.source, &a.listen, &a.connect)
         .with_context(|| format!("loading {}", a.config.display()))?;
     let runtime = Runtime::new(cfg).context("starting the runtime")?;
     let rt = tokio_runtime()?;
@@ -98,14 +177,17 @@ pub enum ConfigCommand {
         /// Overrides, as for `run`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        /// Source overrides, as for `run`.
+        #[command(flatten)]
+        source: SourceArgs,
     },
 }
 
 /// `config check`.
 pub fn config(c: &ConfigCommand) -> Result<()> {
     match c {
-        ConfigCommand::Check { file, sets } => {
-            let cfg = load(file, sets, &[], &[])?;
+        ConfigCommand::Check { file, sets, source } => {
+            let cfg = load(file, sets, source, &[], &[])?;
             println!("# {} is valid; every setting in effect:", file.display());
             print!("{}", toml::to_string(&cfg).context("printing the config")?);
             Ok(())
@@ -453,6 +535,35 @@ pub fn watch(a: &WatchArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_specs_set_the_source_keys() {
+        let bag = source_overrides("bag:/data/drive").expect("bag");
+        assert_eq!(
+            bag,
+            vec![
+                ("source.kind", "\"mcap\"".to_string()),
+                ("source.path", "\"/data/drive\"".to_string())
+            ]
+        );
+        let ros = source_overrides("ros2:/camera/image_raw/compressed").expect("ros2");
+        assert_eq!(ros[1].1, "\"/camera/image_raw/compressed\"");
+        assert_eq!(source_overrides("camera:2").expect("camera")[1].1, "2");
+        // A Windows-style or colon-holding path keeps everything after the first colon.
+        assert_eq!(
+            source_overrides("video:C:/x.mp4").expect("video")[1].1,
+            "\"C:/x.mp4\""
+        );
+        for (bad, why) in [
+            ("drive.mcap", "KIND:WHAT"),
+            ("bag:", "nothing after"),
+            ("webcam:0", "unknown kind"),
+            ("camera:front", "device index"),
+        ] {
+            let e = format!("{:#}", source_overrides(bad).unwrap_err());
+            assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn choices_and_windows_parse_with_named_errors() {

@@ -246,3 +246,69 @@ fsync = "never"
     std::fs::write(&p, text).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
     p
 }
+
+/// A stand-in VLM: an HTTP server on a loopback port of this process that answers every
+/// OpenAI-style chat completion with one fixed description and counts the requests it served.
+/// It is a real server on a real socket; the runtime talks to it with its own HTTP client.
+pub struct FakeVlm {
+    /// `http://127.0.0.1:<port>/v1`.
+    pub url: String,
+    served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FakeVlm {
+    /// Starts serving `reply` as every completion's text.
+    pub fn start(reply: &str) -> FakeVlm {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+        let url = format!(
+            "http://{}/v1",
+            listener.local_addr().expect("the bound address")
+        );
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = served.clone();
+        let body = serde_json::json!({
+            "choices": [{"message": {"role": "assistant", "content": reply}}]
+        })
+        .to_string();
+        let _ = std::thread::Builder::new()
+            .name("fake vlm".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    let Ok(mut conn) = conn else { return };
+                    let mut reader = BufReader::new(match conn.try_clone() {
+                        Ok(c) => c,
+                        Err(_) => continue,
+                    });
+                    let mut len = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut request = vec![0u8; len];
+                    let _ = reader.read_exact(&mut request);
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+            });
+        FakeVlm { url, served }
+    }
+
+    /// Requests served so far.
+    pub fn served(&self) -> usize {
+        self.served.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,220 @@
+//! ROS 2 over zenoh with nothing ROS installed: a real `embodied-r run` process takes its camera
+//! from a ROS 2 image topic in zenoh-bridge-ros2dds' key layout, fed by a separate
+//! `embodied-r ros2 play` process replaying a bag written by `rosbags`; this test process is the
+//! ROS 2 side (as a bridged ROS 2 system would be): it asks on the `std_msgs/String` question
+//! topic and reads the answer, the nav hint and the advisory `TwistStamped` as CDR. The VLM is
+//! a loopback HTTP server in this process.
+
+#![allow(clippy::print_stderr, clippy::unwrap_used)]
+
+use embodied_r_perception::ros::msg::{StringMsg, TwistStamped};
+use embodied_r_tests::{FakeVlm, Proc, free_port, model, run, workspace};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const READY: Duration = Duration::from_secs(180);
+
+async fn session(port: u16) -> zenoh::Session {
+    let mut c = zenoh::Config::default();
+    c.insert_json5("mode", "\"peer\"").unwrap();
+    c.insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{port}\"]"))
+        .unwrap();
+    c.insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    zenoh::open(c).await.unwrap()
+}
+
+fn config(dir: &std::path::Path, port: u16, vlm: &str) -> std::path::PathBuf {
+    let text = format!(
+        r#"robot_id = "ros"
+
+[source]
+kind = "ros2"
+topic = "/camera/image_raw"
+queue = 64
+
+[keyframes]
+sample_fps = 0.0
+
+[buffer]
+window_max = 4
+
+[describer]
+kind = "openai"
+
+[describer.openai]
+base_url = "{vlm}"
+model = "fake-vlm"
+timeout_s = 20.0
+retries = 0
+
+[reasoner]
+model = "{model}"
+max_tokens = 24
+threads = 1
+consistency = false
+
+[zenoh]
+listen = ["tcp/127.0.0.1:{port}"]
+multicast = false
+status_period_ms = 200
+
+[log]
+enabled = false
+
+[ros2]
+transport = "bridge"
+cmd_vel_topic = "/cmd_vel"
+"#,
+        model = model().display(),
+    );
+    let p = dir.join("ros2.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The next sample on `sub`, as bytes, within `t`.
+async fn next(
+    sub: &zenoh::pubsub::Subscriber<zenoh::handlers::FifoChannelHandler<zenoh::sample::Sample>>,
+    t: Duration,
+    what: &str,
+) -> Vec<u8> {
+    let s = tokio::time::timeout(t, sub.recv_async())
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within {t:?}"))
+        .unwrap();
+    s.payload().to_bytes().into_owned()
+}
+
+/// Waits for a status whose `ros2.counters` satisfy `ok`.
+async fn status_until(s: &zenoh::Session, ok: impl Fn(&Value) -> bool) -> Value {
+    let sub = s
+        .declare_subscriber("robots/ros/embodied-r/status")
+        .await
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v: Value =
+            serde_json::from_slice(&next(&sub, Duration::from_secs(10), "status").await).unwrap();
+        if ok(&v) || Instant::now() > end {
+            return v;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bag_played_over_zenoh_is_answered_on_ros_topics_in_cdr() {
+    let dir = tempfile::tempdir().unwrap();
+    let vlm = FakeVlm::start("A red door ahead; a blue tower on the left.");
+    let port = free_port();
+    let cfg = config(dir.path(), port, &vlm.url);
+    let mut rt = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    let ready = rt.wait_line("ready ", READY);
+    assert!(ready.contains("ros2:/camera/image_raw"), "{ready}");
+
+    let s = session(port).await;
+    let answers = s.declare_subscriber("embodied_r/answer").await.unwrap();
+    let hints = s.declare_subscriber("embodied_r/nav_hint").await.unwrap();
+    let twists = s.declare_subscriber("cmd_vel").await.unwrap();
+
+    // A separate process plays the rosbags-written bag three times onto the bridge layout.
+    let bag = workspace().join("perception/tests/fixtures/mcap/images.mcap");
+    let connect = format!("tcp/127.0.0.1:{port}");
+    let (code, out, err) = run(
+        &[
+            "ros2",
+            "play",
+            bag.to_str().unwrap(),
+            "--topic",
+            "/camera/image_raw",
+            "--connect",
+            &connect,
+            "--no-multicast",
+            "--rate",
+            "max",
+            "--loops",
+            "3",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("/camera/image_raw (sensor_msgs/msg/Image) -> camera/image_raw"),
+        "{out}"
+    );
+    assert!(out.contains("played 18 messages on 1 topics"), "{out}");
+
+    // Every message arrived; the five good images of each pass became frames.
+    let st = status_until(&s, |v| {
+        v["ros2"]["counters"]["images"] == 18 && v["source"]["frames"].as_u64() >= Some(15)
+    })
+    .await;
+    assert_eq!(st["ros2"]["counters"]["images"], 18, "{st}");
+    assert_eq!(st["ros2"]["transport"], "bridge", "{st}");
+    assert!(st["source"]["frames"].as_u64() >= Some(15), "{st}");
+
+    // A question as a std_msgs/String on the question topic (JSON with choices).
+    let q = StringMsg {
+        data:
+            r#"{"question": "Which is on my left?", "choices": ["the red door", "the blue tower"]}"#
+                .into(),
+    };
+    s.put("embodied_r/question", q.to_cdr().unwrap())
+        .await
+        .unwrap();
+    let a = StringMsg::from_cdr(&next(&answers, Duration::from_secs(120), "answer").await).unwrap();
+    let a: Value = serde_json::from_str(&a.data).unwrap();
+    assert!(a.get("error").is_none(), "{a}");
+    assert!(
+        a["question_id"].as_str().unwrap().starts_with("ros-"),
+        "{a}"
+    );
+    assert!(a["text"].is_string(), "{a}");
+    assert_eq!(
+        a["describer"].as_str().map(|d| d.contains("fake-vlm")),
+        Some(true),
+        "{a}"
+    );
+    assert!(vlm.served() >= 1, "the describer asked the VLM");
+    let h = StringMsg::from_cdr(&next(&hints, Duration::from_secs(10), "nav hint").await).unwrap();
+    let h: Value = serde_json::from_str(&h.data).unwrap();
+    let action: embodied_r_perception::Action = h["action"].as_str().unwrap().parse().unwrap();
+    if !matches!(
+        action,
+        embodied_r_perception::Action::TiltUpward | embodied_r_perception::Action::TiltDownward
+    ) {
+        let t =
+            TwistStamped::from_cdr(&next(&twists, Duration::from_secs(10), "twist").await).unwrap();
+        assert_eq!(t.header.frame_id, "base_link");
+        let speed = t.twist.linear.x.abs()
+            + t.twist.linear.y.abs()
+            + t.twist.linear.z.abs()
+            + t.twist.angular.z.abs();
+        assert!(speed > 0.0, "{action:?} gives a motion: {t:?}");
+    }
+
+    // A refusal is published too (nobody else would hear it), and junk is counted, not fatal.
+    let long = StringMsg {
+        data: "why ".repeat(2000),
+    };
+    s.put("embodied_r/question", long.to_cdr().unwrap())
+        .await
+        .unwrap();
+    s.put("embodied_r/question", b"not cdr at all".to_vec())
+        .await
+        .unwrap();
+    let r = StringMsg::from_cdr(&next(&answers, Duration::from_secs(30), "refusal").await).unwrap();
+    let r: Value = serde_json::from_str(&r.data).unwrap();
+    assert_eq!(r["error"]["code"], "too_large", "{r}");
+    let st = status_until(&s, |v| v["ros2"]["counters"]["bad_questions"] == 1).await;
+    assert_eq!(st["ros2"]["counters"]["bad_questions"], 1, "{st}");
+    assert_eq!(st["ros2"]["counters"]["questions"], 3, "{st}");
+
+    rt.terminate();
+    assert_eq!(
+        rt.wait_exit(Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        rt.stderr()
+    );
+}

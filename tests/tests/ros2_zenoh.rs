@@ -24,7 +24,9 @@ async fn session(port: u16) -> zenoh::Session {
     zenoh::open(c).await.unwrap()
 }
 
-fn config(dir: &std::path::Path, port: u16, vlm: &str) -> std::path::PathBuf {
+/// A runtime config: a ROS 2 image source unless the command line overrides it, the fake
+/// VLM, the default LM (short answers, no consistency pass), `ros2` = the `[ros2]` body.
+fn config(dir: &std::path::Path, port: u16, vlm: &str, ros2: &str) -> std::path::PathBuf {
     let text = format!(
         r#"robot_id = "ros"
 
@@ -63,8 +65,7 @@ status_period_ms = 200
 enabled = false
 
 [ros2]
-transport = "bridge"
-cmd_vel_topic = "/cmd_vel"
+{ros2}
 "#,
         model = model().display(),
     );
@@ -107,7 +108,12 @@ async fn a_bag_played_over_zenoh_is_answered_on_ros_topics_in_cdr() {
     let dir = tempfile::tempdir().unwrap();
     let vlm = FakeVlm::start("A red door ahead; a blue tower on the left.");
     let port = free_port();
-    let cfg = config(dir.path(), port, &vlm.url);
+    let cfg = config(
+        dir.path(),
+        port,
+        &vlm.url,
+        "transport = \"bridge\"\ncmd_vel_topic = \"/cmd_vel\"",
+    );
     let mut rt = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], &[]);
     let ready = rt.wait_line("ready ", READY);
     assert!(ready.contains("ros2:/camera/image_raw"), "{ready}");
@@ -210,6 +216,158 @@ async fn a_bag_played_over_zenoh_is_answered_on_ros_topics_in_cdr() {
     assert_eq!(st["ros2"]["counters"]["bad_questions"], 1, "{st}");
     assert_eq!(st["ros2"]["counters"]["questions"], 3, "{st}");
 
+    rt.terminate();
+    assert_eq!(
+        rt.wait_exit(Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        rt.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmw_zenoh_keys_carry_type_hashes_and_attachments() {
+    let dir = tempfile::tempdir().unwrap();
+    let vlm = FakeVlm::start("A grey wall.");
+    let port = free_port();
+    let cfg = config(
+        dir.path(),
+        port,
+        &vlm.url,
+        "transport = \"rmw_zenoh\"\ndomain = 3",
+    );
+    let mut rt = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    let ready = rt.wait_line("ready ", READY);
+    assert!(ready.contains("rmw_zenoh (domain 3)"), "{ready}");
+    let s = session(port).await;
+    let answer_key = format!(
+        "3/embodied_r/answer/std_msgs::msg::dds_::String_/{}",
+        <StringMsg as embodied_r_perception::ros::msg::RosType>::RIHS01
+    );
+    let answers = s.declare_subscriber(answer_key.as_str()).await.unwrap();
+
+    let bag = workspace().join("perception/tests/fixtures/mcap/images.mcap");
+    let connect = format!("tcp/127.0.0.1:{port}");
+    let (code, out, err) = run(
+        &[
+            "ros2",
+            "play",
+            bag.to_str().unwrap(),
+            "--layout",
+            "rmw-zenoh",
+            "--domain",
+            "3",
+            "--connect",
+            &connect,
+            "--no-multicast",
+            "--rate",
+            "max",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    // Both image topics of the bag, each on its own typed, hashed key.
+    assert!(
+        out.contains("-> 3/camera/image_raw/sensor_msgs::msg::dds_::Image_/RIHS01_d31d41a9"),
+        "{out}"
+    );
+    assert!(out.contains("-> 3/camera/image_raw/compressed/sensor_msgs::msg::dds_::CompressedImage_/RIHS01_15640771"), "{out}");
+    let st = status_until(&s, |v| v["ros2"]["counters"]["images"] == 6).await;
+    assert_eq!(
+        st["ros2"]["counters"]["images"], 6,
+        "only /camera/image_raw is subscribed: {st}"
+    );
+
+    // A question on the hashed question key, refused (too long): the refusal comes back on the
+    // answer key with rmw_zenoh's 33-byte attachment, sequence number 1.
+    let q = StringMsg {
+        data: "why ".repeat(2000),
+    };
+    let qkey = format!(
+        "3/embodied_r/question/std_msgs::msg::dds_::String_/{}",
+        <StringMsg as embodied_r_perception::ros::msg::RosType>::RIHS01
+    );
+    s.put(qkey.as_str(), q.to_cdr().unwrap()).await.unwrap();
+    let sample = tokio::time::timeout(Duration::from_secs(30), answers.recv_async())
+        .await
+        .expect("a refusal")
+        .unwrap();
+    let r = StringMsg::from_cdr(&sample.payload().to_bytes()).unwrap();
+    assert!(r.data.contains("too_large"), "{}", r.data);
+    let att = sample
+        .attachment()
+        .expect("an rmw_zenoh attachment")
+        .to_bytes();
+    assert_eq!(att.len(), 33);
+    assert_eq!(&att[..8], &1i64.to_le_bytes());
+    assert_eq!(att[16], 16);
+    rt.terminate();
+    assert_eq!(
+        rt.wait_exit(Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        rt.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_replays_a_rosbags_bag_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let vlm = FakeVlm::start("A green chair in front of a white wall.");
+    let port = free_port();
+    let cfg = config(dir.path(), port, &vlm.url, "transport = \"off\"");
+    let bag = workspace().join("perception/tests/fixtures/mcap/images.mcap");
+    let source = format!("bag:{}", bag.display());
+    let mut rt = Proc::spawn(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--source",
+            &source,
+            "--topic",
+            "/camera/image_raw/compressed",
+            "--rate",
+            "max",
+        ],
+        &[],
+    );
+    let ready = rt.wait_line("ready ", READY);
+    assert!(
+        ready.contains("images.mcap:/camera/image_raw/compressed"),
+        "{ready}"
+    );
+    let s = session(port).await;
+    let req = embodied_r_agent::AskRequest {
+        question: "What is in front of the wall?".into(),
+        choices: None,
+        window: None,
+        deadline_ms: None,
+        ground_truth: None,
+        category: None,
+    };
+    let end = Instant::now() + Duration::from_secs(60);
+    let reply = loop {
+        let v = embodied_r_agent::client::ask(
+            &s,
+            "robots/ros/embodied-r/ask",
+            &req,
+            Duration::from_secs(120),
+        )
+        .await
+        .unwrap();
+        if v["error"]["code"] != "no_frames" || Instant::now() > end {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(reply.get("error").is_none(), "{reply}");
+    // The bag's three decodable compressed images (jpeg, png, image_transport-style) became
+    // frames; the random-bytes "jpeg" was skipped; the source ended and the runtime stayed up.
+    let st = status_until(&s, |v| v["source"]["ended"] == true).await;
+    assert_eq!(st["source"]["frames"], 3, "{st}");
+    assert_eq!(st["source"]["ended"], true, "{st}");
+    assert!(st["ros2"].is_null(), "no ROS 2 side: {st}");
     rt.terminate();
     assert_eq!(
         rt.wait_exit(Duration::from_secs(60)),

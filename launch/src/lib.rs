@@ -195,6 +195,27 @@ pub fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// The command line without ROS 2's `--ros-args … [--]` sections, which `ros2 run` and
+/// `ros2 launch` append: rcl reads them from the process arguments itself, clap must not.
+pub fn without_ros_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut in_ros = false;
+    for a in args {
+        if in_ros {
+            if a == "--" {
+                in_ros = false;
+            }
+        } else if a == "--ros-args" {
+            in_ros = true;
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -222,5 +243,38 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ros_args_are_left_to_rcl() {
+        let args = [
+            "embodied-r",
+            "run",
+            "--config",
+            "x.toml",
+            "--ros-args",
+            "-r",
+            "__node:=n",
+            "-p",
+            "reasoner.max_tokens:=64",
+            "--params-file",
+            "p.yaml",
+            "--",
+            "--set",
+            "a.b=1",
+            "--ros-args",
+            "-r",
+            "__ns:=/bot",
+        ];
+        let kept = without_ros_args(args.iter().map(std::ffi::OsString::from));
+        assert_eq!(
+            kept,
+            ["embodied-r", "run", "--config", "x.toml", "--set", "a.b=1"]
+        );
     }
 }

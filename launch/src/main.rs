@@ -5,7 +5,9 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = embodied_r_launch::Cli::parse();
+    let cli = embodied_r_launch::Cli::parse_from(embodied_r_launch::without_ros_args(
+        std::env::args_os(),
+    ));
     embodied_r_launch::init_logging(cli.verbose);
     match embodied_r_launch::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

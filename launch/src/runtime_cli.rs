@@ -90,11 +90,25 @@ fn load(
     listen: &[String],
     connect: &[String],
 ) -> Result<Config> {
+    load_with(config, sets, source, listen, connect, &[])
+}
+
+/// As [`load`], with ROS 2 parameters (key, TOML literal) applied after the environment and
+/// before `--set`.
+fn load_with(
+    config: &Path,
+    sets: &[String],
+    source: &SourceArgs,
+    listen: &[String],
+    connect: &[String],
+    params: &[(String, String)],
+) -> Result<Config> {
     let a = source;
-    let mut loader = ConfigLoader::new()
-        .file(config)?
-        .env(std::env::vars())?
-        .overrides(sets.iter().map(String::as_str))?;
+    let mut loader = ConfigLoader::new().file(config)?.env(std::env::vars())?;
+    for (key, value) in params {
+        loader.set(key, value, format!("from ROS 2 parameter {key}"))?;
+    }
+    let mut loader = loader.overrides(sets.iter().map(String::as_str))?;
     if let Some(spec) = &a.source {
         for (key, value) in source_overrides(spec)? {
             loader.set(key, &value, "from --source".into())?;
@@ -131,6 +145,32 @@ fn load(
     Ok(loader.build()?)
 }
 
+/// A node started by ROS 2 reads its parameters (`-p`, `--params-file`) as configuration keys.
+#[cfg(feature = "ros2")]
+fn with_ros_parameters(a: &RunArgs, cfg: Config) -> Result<Config> {
+    use embodied_r_agent::config::Ros2Transport;
+    if cfg.ros2.transport != Ros2Transport::R2r {
+        return Ok(cfg);
+    }
+    let params =
+        embodied_r_agent::ros2::node::parameter_overrides(&cfg.ros2.node_name, &cfg.ros2.namespace)
+            .context("starting the ROS 2 node")?;
+    load_with(
+        &a.config, &a.sets, &a.source, &a.listen, &a.connect, &params,
+    )
+    .with_context(|| {
+        format!(
+            "loading {} with the node's ROS 2 parameters",
+            a.config.display()
+        )
+    })
+}
+
+#[cfg(not(feature = "ros2"))]
+fn with_ros_parameters(_: &RunArgs, cfg: Config) -> Result<Config> {
+    Ok(cfg)
+}
+
 /// Waits for SIGINT or SIGTERM.
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -158,6 +198,7 @@ async fn shutdown_signal() {
 pub fn run(a: &RunArgs) -> Result<()> {
     let cfg = load(&a.config, &a.sets, &a.source, &a.listen, &a.connect)
         .with_context(|| format!("loading {}", a.config.display()))?;
+    let cfg = with_ros_parameters(a, cfg)?;
     let runtime = Runtime::new(cfg).context("starting the runtime")?;
     let rt = tokio_runtime()?;
     let summary = rt.block_on(runtime.run(shutdown_signal(), |ready| {

@@ -11,6 +11,8 @@ fn shipped_configs_are_valid() {
         "launch/config/sim.toml",
         "launch/config/camera.toml",
         "launch/config/vlm-server.toml",
+        "launch/config/ros2.toml",
+        "launch/config/ros2-zenoh.toml",
     ] {
         let (code, out, err) = run(&["config", "check", f], &[]);
         assert_eq!(code, 0, "{f}: {err}");
@@ -80,4 +82,67 @@ fn overrides_apply_in_order_file_env_flag() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("queue = 9"), "{out}");
     assert!(out.contains("robot_id = \"rover-1\""), "{out}");
+}
+
+#[test]
+fn ros2_settings_are_checked_and_r2r_without_the_feature_says_how_to_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let off = dir.path().join("off.toml");
+    std::fs::write(
+        &off,
+        "[source]\nkind = \"ros2\"\ntopic = \"/camera/image_raw\"\n[describer]\nkind = \"openai\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["config", "check", off.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("ros2.transport") && err.contains("bridge"),
+        "{err}"
+    );
+    let (code, _, err) = run(
+        &[
+            "config",
+            "check",
+            "launch/config/ros2-zenoh.toml",
+            "--set",
+            "ros2.answer_topic=/bad//name",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("ros2.answer_topic") && err.contains("empty token"),
+        "{err}"
+    );
+    let (code, _, err) = run(
+        &[
+            "config",
+            "check",
+            "launch/config/ros2-zenoh.toml",
+            "--source",
+            "ros2:/1cam",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("source.topic") && err.contains("digit") && err.contains("--source"),
+        "{err}"
+    );
+    // The r2r node is compiled only with the `ros2` feature (inside a sourced ROS 2).
+    let (code, _, err) = run(
+        &[
+            "run",
+            "--config",
+            "launch/config/ros2.toml",
+            "--set",
+            "zenoh.multicast=false",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("`ros2` feature") && err.contains("rmw_zenoh"),
+        "{err}"
+    );
 }

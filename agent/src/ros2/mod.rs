@@ -115,6 +115,172 @@ pub fn twist_for_action(action: &str, cfg: &Ros2Config, stamp: f64) -> Option<Tw
     })
 }
 
+/// A ROS 2 parameter value (rcl's kinds that a config value can take).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamValue {
+    /// `bool`.
+    Bool(bool),
+    /// `int64`.
+    Integer(i64),
+    /// `double`.
+    Double(f64),
+    /// `string`.
+    String(String),
+    /// `bool[]`.
+    BoolArray(Vec<bool>),
+    /// `int64[]`.
+    IntegerArray(Vec<i64>),
+    /// `double[]`.
+    DoubleArray(Vec<f64>),
+    /// `string[]`.
+    StringArray(Vec<String>),
+}
+
+/// The config sections a parameter name may start with (anything else — `use_sim_time`,
+/// `qos_overrides.…` — belongs to ROS, not to us).
+const SECTIONS: [&str; 10] = [
+    "robot_id",
+    "source",
+    "keyframes",
+    "buffer",
+    "describer",
+    "reasoner",
+    "zenoh",
+    "api",
+    "log",
+    "ros2",
+];
+
+/// The effective configuration as ROS 2 parameters, one per leaf (`reasoner.max_tokens`), so
+/// `ros2 param list/get/dump` shows what the runtime runs with.
+pub fn config_parameters(cfg: &crate::Config) -> Vec<(String, ParamValue)> {
+    fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<(String, ParamValue)>) {
+        let p = match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+                return;
+            }
+            toml::Value::Boolean(b) => ParamValue::Bool(*b),
+            toml::Value::Integer(i) => ParamValue::Integer(*i),
+            toml::Value::Float(f) => ParamValue::Double(*f),
+            toml::Value::String(s) => ParamValue::String(s.clone()),
+            toml::Value::Datetime(d) => ParamValue::String(d.to_string()),
+            toml::Value::Array(a) => {
+                if let Some(v) = a
+                    .iter()
+                    .map(toml::Value::as_float)
+                    .collect::<Option<Vec<_>>>()
+                    && !a.is_empty()
+                {
+                    ParamValue::DoubleArray(v)
+                } else if let Some(v) = a
+                    .iter()
+                    .map(toml::Value::as_integer)
+                    .collect::<Option<Vec<_>>>()
+                    && !a.is_empty()
+                {
+                    ParamValue::IntegerArray(v)
+                } else if let Some(v) = a
+                    .iter()
+                    .map(toml::Value::as_bool)
+                    .collect::<Option<Vec<_>>>()
+                    && !a.is_empty()
+                {
+                    ParamValue::BoolArray(v)
+                } else {
+                    ParamValue::StringArray(
+                        a.iter()
+                            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                            .collect(),
+                    )
+                }
+            }
+        };
+        out.push((prefix.to_string(), p));
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = toml::Value::try_from(cfg) {
+        walk("", &v, &mut out);
+    }
+    out
+}
+
+/// The config override (key, TOML literal) a parameter given at launch stands for, or `None`
+/// when the name is not in one of the config's sections.
+pub fn parameter_override(name: &str, value: &ParamValue) -> Option<(String, String)> {
+    let section = name.split('.').next().unwrap_or("");
+    if !SECTIONS.contains(&section) {
+        return None;
+    }
+    let v = match value {
+        ParamValue::Bool(b) => toml::Value::Boolean(*b),
+        ParamValue::Integer(i) => toml::Value::Integer(*i),
+        ParamValue::Double(f) => toml::Value::Float(*f),
+        ParamValue::String(s) => toml::Value::String(s.clone()),
+        ParamValue::BoolArray(a) => {
+            toml::Value::Array(a.iter().map(|b| toml::Value::Boolean(*b)).collect())
+        }
+        ParamValue::IntegerArray(a) => {
+            toml::Value::Array(a.iter().map(|i| toml::Value::Integer(*i)).collect())
+        }
+        ParamValue::DoubleArray(a) => {
+            toml::Value::Array(a.iter().map(|f| toml::Value::Float(*f)).collect())
+        }
+        ParamValue::StringArray(a) => {
+            toml::Value::Array(a.iter().map(|s| toml::Value::String(s.clone())).collect())
+        }
+    };
+    Some((name.to_string(), v.to_string()))
+}
+
+/// The ask request an `Ask` action goal stands for: `window` is the ask API's window JSON
+/// (`{"last_n": 8}`; empty: every held key frame), `deadline_ms` 0 the default.
+pub fn goal_payload(
+    question: &str,
+    choices: &[String],
+    window: &str,
+    deadline_ms: u32,
+) -> Result<Vec<u8>, String> {
+    let window = if window.trim().is_empty() {
+        None
+    } else {
+        Some(serde_json::from_str(window).map_err(|e| {
+            format!(
+                "goal window {window:?} is not a window ({e}); expected \"all\", {{\"last_seconds\": 30}}, {{\"last_n\": 8}} or {{\"since_seq\": 120}}"
+            )
+        })?)
+    };
+    let req = AskRequest {
+        question: question.to_string(),
+        choices: (!choices.is_empty()).then(|| choices.to_vec()),
+        window,
+        deadline_ms: (deadline_ms > 0).then_some(u64::from(deadline_ms)),
+        ground_truth: None,
+        category: None,
+    };
+    serde_json::to_vec(&req).map_err(|e| e.to_string())
+}
+
+/// What an `Ask` action result carries, from the ask reply JSON: whether it is an answer, the
+/// whole reply, the option letter, the answer text and the nav-hint action (empty when absent).
+pub fn goal_result(reply: &serde_json::Value) -> (bool, String, String, String, String) {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    (
+        reply.get("error").is_none(),
+        reply.to_string(),
+        s(&reply["choice"]),
+        s(&reply["text"]),
+        s(&reply["nav_hint"]["action"]),
+    )
+}
+
 /// Counters of the ROS 2 side (in the runtime's status), shared with transport callbacks.
 #[derive(Debug, Default)]
 pub struct RosCounters {
@@ -295,6 +461,75 @@ impl CameraSource for RosImageSource {
 mod tests {
     use super::*;
     use nalgebra::Vector3 as V3;
+
+    #[test]
+    fn the_config_round_trips_through_ros_parameters() {
+        let mut cfg = crate::Config::default();
+        cfg.ros2.camera_mount = [0.1, 0.0, 0.3, 0.0, 0.0, 0.0];
+        let params = config_parameters(&cfg);
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("reasoner.max_tokens"), Some(ParamValue::Integer(256)));
+        assert_eq!(
+            get("ros2.transport"),
+            Some(ParamValue::String("off".into()))
+        );
+        assert_eq!(get("robot_id"), Some(ParamValue::String("robot".into())));
+        assert_eq!(
+            get("ros2.camera_mount"),
+            Some(ParamValue::DoubleArray(vec![0.1, 0.0, 0.3, 0.0, 0.0, 0.0]))
+        );
+        assert_eq!(get("zenoh.listen"), Some(ParamValue::StringArray(vec![])));
+        // Every parameter, given back at launch, rebuilds the same config.
+        let mut loader = crate::config::ConfigLoader::new();
+        for (name, value) in &params {
+            let (k, v) = parameter_override(name, value).expect("a config key");
+            loader.set(&k, &v, "parameter".into()).expect("applies");
+        }
+        assert_eq!(loader.build().expect("valid"), cfg);
+        assert_eq!(
+            parameter_override("use_sim_time", &ParamValue::Bool(true)),
+            None
+        );
+        let (k, v) = parameter_override("reasoner.model", &ParamValue::String("/m/x.gguf".into()))
+            .expect("ok");
+        assert_eq!(
+            (k.as_str(), v.as_str()),
+            ("reasoner.model", "\"/m/x.gguf\"")
+        );
+    }
+    #[test]
+    fn action_goals_become_ask_requests_and_replies_results() {
+        let p = goal_payload(
+            "Where is the door?",
+            &["left".into(), "right".into()],
+            "{\"last_n\": 8}",
+            5000,
+        )
+        .expect("valid");
+        let v: serde_json::Value = serde_json::from_slice(&p).expect("json");
+        assert_eq!(v["choices"][1], "right");
+        assert_eq!(v["window"]["last_n"], 8);
+        assert_eq!(v["deadline_ms"], 5000);
+        let free: serde_json::Value =
+            serde_json::from_slice(&goal_payload("What now?", &[], "", 0).expect("valid"))
+                .expect("json");
+        assert!(
+            free.get("window").is_none() && free.get("deadline_ms").is_none(),
+            "{free}"
+        );
+        let e = goal_payload("q", &[], "last 8", 0).unwrap_err();
+        assert!(e.contains("last 8") && e.contains("last_n"), "{e}");
+        let (ok, all, choice, text, action) = goal_result(&serde_json::json!({
+            "choice": "B", "text": "right", "nav_hint": {"action": "rotate right"}
+        }));
+        assert!(ok && all.contains("rotate right"));
+        assert_eq!(
+            (choice.as_str(), text.as_str(), action.as_str()),
+            ("B", "right", "rotate right")
+        );
+        let (ok, _, choice, ..) = goal_result(&serde_json::json!({"error": {"code": "busy"}}));
+        assert!(!ok && choice.is_empty());
+    }
 
     #[test]
     fn image_types_follow_image_transport_names() {

@@ -5,7 +5,9 @@
 //! `publish_raw`), so the bytes go through the same tested codec as the zenoh transport
 //! (`embodied_r_perception::ros`) and the conversions in [`super`]; this file only wires r2r's
 //! entities to them. The node spins on its own thread; subscription streams are drained by
-//! tokio tasks that only copy bytes into bounded queues.
+//! tokio tasks that only copy bytes into bounded queues. The `Ask` action comes from the
+//! `embodied_r_interfaces` package (launch/ros2/embodied_r_interfaces), which must be built
+//! and sourced before this crate is (r2r generates its types from the sourced environment).
 
 use super::{
     PoseCell, RawImage, RosCounters, RosImageSource, RosQuestion, RosSide, RosStats, camera_mount,
@@ -15,10 +17,23 @@ use crate::config::{Config, Ros2Config, SourceKind};
 use embodied_r_perception::DropOldest;
 use embodied_r_perception::ros::msg::{Odometry, RosType, StringMsg, TwistStamped};
 use futures::StreamExt;
-use r2r::QosProfile;
+use r2r::embodied_r_interfaces::action::Ask;
+use r2r::{ParameterValue, QosProfile};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The action result for an ask reply.
+fn result(reply: &serde_json::Value) -> Ask::Result {
+    let (ok, reply_json, choice, text, nav_action) = goal_result(reply);
+    Ask::Result {
+        ok,
+        reply_json,
+        choice,
+        text,
+        nav_action,
+    }
+}
 
 fn now_unix() -> f64 {
     SystemTime::now()
@@ -36,6 +51,58 @@ pub enum RosNodeError {
     /// The spin thread could not start.
     #[error("cannot start the ROS 2 spin thread: {0}")]
     Thread(std::io::Error),
+}
+
+/// The node created early to read launch parameters, kept for [`RosNode::start`] (rcl has
+/// one context per process, so there is one node).
+static EARLY_NODE: Mutex<Option<r2r::Node>> = Mutex::new(None);
+
+fn ours(v: &ParameterValue) -> Option<ParamValue> {
+    Some(match v {
+        ParameterValue::Bool(b) => ParamValue::Bool(*b),
+        ParameterValue::Integer(i) => ParamValue::Integer(*i),
+        ParameterValue::Double(f) => ParamValue::Double(*f),
+        ParameterValue::String(s) => ParamValue::String(s.clone()),
+        ParameterValue::BoolArray(a) => ParamValue::BoolArray(a.clone()),
+        ParameterValue::IntegerArray(a) => ParamValue::IntegerArray(a.clone()),
+        ParameterValue::DoubleArray(a) => ParamValue::DoubleArray(a.clone()),
+        ParameterValue::StringArray(a) => ParamValue::StringArray(a.clone()),
+        ParameterValue::NotSet | ParameterValue::ByteArray(_) => return None,
+    })
+}
+
+fn theirs(v: ParamValue) -> ParameterValue {
+    match v {
+        ParamValue::Bool(b) => ParameterValue::Bool(b),
+        ParamValue::Integer(i) => ParameterValue::Integer(i),
+        ParamValue::Double(f) => ParameterValue::Double(f),
+        ParamValue::String(s) => ParameterValue::String(s),
+        ParamValue::BoolArray(a) => ParameterValue::BoolArray(a),
+        ParamValue::IntegerArray(a) => ParameterValue::IntegerArray(a),
+        ParamValue::DoubleArray(a) => ParameterValue::DoubleArray(a),
+        ParamValue::StringArray(a) => ParameterValue::StringArray(a),
+    }
+}
+
+/// Creates the node `name` in `namespace` (rcl reads `--ros-args`: remappings, `-p`,
+/// `--params-file`) and returns the parameters it was given that are config keys, as
+/// overrides (key, TOML literal) for the config loader. The node is kept for
+/// [`RosNode::start`].
+pub fn parameter_overrides(
+    name: &str,
+    namespace: &str,
+) -> Result<Vec<(String, String)>, RosNodeError> {
+    let ctx = r2r::Context::create()?;
+    let node = r2r::Node::create(ctx, name, namespace)?;
+    let out = node
+        .params
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter_map(|(k, p)| parameter_override(k, &ours(&p.value)?))
+        .collect();
+    *EARLY_NODE.lock().unwrap_or_else(PoisonError::into_inner) = Some(node);
+    Ok(out)
 }
 
 /// A raw publisher and the topic it serves.
@@ -63,9 +130,40 @@ impl RosNode {
         questions: tokio::sync::mpsc::Sender<RosQuestion>,
     ) -> Result<(RosNode, Option<RosImageSource>), RosNodeError> {
         let cfg = config.ros2.clone();
-        let ctx = r2r::Context::create()?;
-        let mut node = r2r::Node::create(ctx, &cfg.node_name, &cfg.namespace)?;
+        let early = EARLY_NODE
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let mut node = match early {
+            Some(n) => n,
+            None => r2r::Node::create(r2r::Context::create()?, &cfg.node_name, &cfg.namespace)?,
+        };
         let counters = Arc::new(RosCounters::default());
+
+        // `ros2 param list/get/dump` show the configuration in effect; a `set` is logged and
+        // applies at the next start (the runtime does not reconfigure itself while running).
+        {
+            let mut params = node.params.lock().unwrap_or_else(PoisonError::into_inner);
+            for (k, v) in config_parameters(config) {
+                params.insert(
+                    k,
+                    r2r::Parameter {
+                        value: theirs(v),
+                        description: "embodied-r configuration key (see launch/config/*.toml)",
+                    },
+                );
+            }
+        }
+        let (handler, mut changes) = node.make_parameter_handler()?;
+        tokio::spawn(handler);
+        tokio::spawn(async move {
+            while let Some((name, value)) = changes.next().await {
+                tracing::warn!(
+                    parameter = name,
+                    "parameter set to {value:?}; it applies when the node restarts"
+                );
+            }
+        });
 
         let mut source = None;
         let mut image_queue = None;
@@ -118,6 +216,7 @@ impl RosNode {
         }
 
         if !cfg.question_topic.is_empty() {
+            let questions = questions.clone();
             let stream =
                 node.subscribe_raw(&cfg.question_topic, StringMsg::NAME, QosProfile::default())?;
             let c = counters.clone();
@@ -141,6 +240,61 @@ impl RosNode {
                 }
                 futures::future::ready(())
             }));
+        }
+
+        if !cfg.action.is_empty() {
+            let mut goals = node.create_action_server::<Ask::Action>(&cfg.action)?;
+            let (c, q) = (counters.clone(), questions.clone());
+            tokio::spawn(async move {
+                while let Some(req) = goals.next().await {
+                    c.questions.fetch_add(1, Ordering::Relaxed);
+                    let g = &req.goal;
+                    let payload =
+                        match goal_payload(&g.question, &g.choices, &g.window, g.deadline_ms) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                c.bad_questions.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!("Ask goal rejected: {e}");
+                                let _ = req.reject();
+                                continue;
+                            }
+                        };
+                    let Ok((mut goal, mut cancel)) = req.accept() else {
+                        continue;
+                    };
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    if q.try_send(RosQuestion {
+                        payload,
+                        reply: Some(tx),
+                    })
+                    .is_err()
+                    {
+                        c.dropped_questions.fetch_add(1, Ordering::Relaxed);
+                        let busy = serde_json::json!({"error": {"code": "busy", "message": "the runtime's question intake is full"}});
+                        let _ = goal.abort(result(&busy));
+                        continue;
+                    }
+                    let _ = goal.publish_feedback(Ask::Feedback {
+                        stage: "queued".into(),
+                    });
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            reply = rx => {
+                                let v = reply.unwrap_or_else(|_| serde_json::json!({"error": {"code": "internal", "message": "the runtime stopped"}}));
+                                let r = result(&v);
+                                let _ = if r.ok { goal.succeed(r) } else { goal.abort(r) };
+                            }
+                            Some(request) = cancel.next() => {
+                                // The question keeps its place in the runtime's queue; the
+                                // caller no longer waits for it.
+                                request.accept();
+                                let v = serde_json::json!({"error": {"code": "cancelled", "message": "cancelled by the client"}});
+                                let _ = goal.cancel(result(&v));
+                            }
+                        }
+                    });
+                }
+            });
         }
 
         let mut publisher =

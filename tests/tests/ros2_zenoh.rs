@@ -112,7 +112,7 @@ async fn a_bag_played_over_zenoh_is_answered_on_ros_topics_in_cdr() {
         dir.path(),
         port,
         &vlm.url,
-        "transport = \"bridge\"\ncmd_vel_topic = \"/cmd_vel\"",
+        "transport = \"bridge\"\ncmd_vel_topic = \"/cmd_vel\"\nodom_topic = \"/odom\"\ncamera_mount = [0.5, 0.0, 1.0, 0.0, 0.0, 0.0]",
     );
     let mut rt = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], &[]);
     let ready = rt.wait_line("ready ", READY);
@@ -122,6 +122,46 @@ async fn a_bag_played_over_zenoh_is_answered_on_ros_topics_in_cdr() {
     let answers = s.declare_subscriber("embodied_r/answer").await.unwrap();
     let hints = s.declare_subscriber("embodied_r/nav_hint").await.unwrap();
     let twists = s.declare_subscriber("cmd_vel").await.unwrap();
+
+    // The robot's odometry: at (2, 3) in `odom`, turned 90° left. Sent until the runtime has it.
+    let odom = embodied_r_perception::ros::msg::Odometry {
+        header: embodied_r_perception::ros::msg::Header::at(100.0, "odom"),
+        child_frame_id: "base_link".into(),
+        pose: embodied_r_perception::ros::msg::PoseMsg {
+            position: embodied_r_perception::ros::msg::Vector3 {
+                x: 2.0,
+                y: 3.0,
+                z: 0.0,
+            },
+            orientation: embodied_r_perception::ros::msg::Quaternion {
+                x: 0.0,
+                y: 0.0,
+                z: std::f64::consts::FRAC_1_SQRT_2,
+                w: std::f64::consts::FRAC_1_SQRT_2,
+            },
+        },
+        ..Default::default()
+    };
+    let st = {
+        let sub = s
+            .declare_subscriber("robots/ros/embodied-r/status")
+            .await
+            .unwrap();
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            s.put("odom", odom.to_cdr().unwrap()).await.unwrap();
+            let v: Value =
+                serde_json::from_slice(&next(&sub, Duration::from_secs(10), "status").await)
+                    .unwrap();
+            if v["ros2"]["counters"]["odometry"].as_u64() >= Some(1) || Instant::now() > end {
+                break v;
+            }
+        }
+    };
+    assert!(
+        st["ros2"]["counters"]["odometry"].as_u64() >= Some(1),
+        "{st}"
+    );
 
     // A separate process plays the rosbags-written bag three times onto the bridge layout.
     let bag = workspace().join("perception/tests/fixtures/mcap/images.mcap");
@@ -158,6 +198,25 @@ async fn a_bag_played_over_zenoh_is_answered_on_ros_topics_in_cdr() {
     assert_eq!(st["ros2"]["counters"]["images"], 18, "{st}");
     assert_eq!(st["ros2"]["transport"], "bridge", "{st}");
     assert!(st["source"]["frames"].as_u64() >= Some(15), "{st}");
+    // Key frames carry the camera's pose: the mount (0.5 m ahead, 1 m up) turned with the
+    // robot, so the camera sits at (2, 3.5, 1) looking along +y.
+    let pose = st["keyframes"]["newest"]["pose"]
+        .as_array()
+        .expect("a pose")
+        .clone();
+    let p: Vec<f64> = pose.iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!(
+        (p[0] - 2.0).abs() < 1e-9 && (p[1] - 3.5).abs() < 1e-9 && (p[2] - 1.0).abs() < 1e-9,
+        "{p:?}"
+    );
+    let q = nalgebra::UnitQuaternion::from_quaternion(nalgebra::Quaternion::new(
+        p[6], p[3], p[4], p[5],
+    ));
+    let view = q * nalgebra::Vector3::z();
+    assert!(
+        (view - nalgebra::Vector3::y()).norm() < 1e-9,
+        "optical axis {view:?}"
+    );
 
     // A question as a std_msgs/String on the question topic (JSON with choices).
     let q = StringMsg {

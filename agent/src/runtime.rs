@@ -174,7 +174,8 @@ pub struct RunSummary {
     pub keyframes: u64,
 }
 
-fn now_unix() -> f64 {
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_unix() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())

@@ -54,6 +54,26 @@ pub fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
+/// A zenoh peer session of this test process, connected only to a runtime listening on
+/// `127.0.0.1:port` (no multicast).
+pub async fn zenoh_peer(port: u16) -> zenoh::Session {
+    let mut c = zenoh::Config::default();
+    let set = |c: &mut zenoh::Config, k: &str, v: &str| {
+        c.insert_json5(k, v)
+            .unwrap_or_else(|e| panic!("zenoh config {k} = {v}: {e}"));
+    };
+    set(&mut c, "mode", "\"peer\"");
+    set(
+        &mut c,
+        "connect/endpoints",
+        &format!("[\"tcp/127.0.0.1:{port}\"]"),
+    );
+    set(&mut c, "scouting/multicast/enabled", "false");
+    zenoh::open(c)
+        .await
+        .unwrap_or_else(|e| panic!("opening a zenoh session to port {port}: {e}"))
+}
+
 /// A child process with its stdout lines on a channel; SIGTERM then kill on drop.
 pub struct Proc {
     /// The child.

@@ -8,21 +8,11 @@
 #![allow(clippy::print_stderr, clippy::unwrap_used)]
 
 use embodied_r_perception::ros::msg::{StringMsg, TwistStamped};
-use embodied_r_tests::{FakeVlm, Proc, free_port, model, run, workspace};
+use embodied_r_tests::{FakeVlm, Proc, free_port, model, run, workspace, zenoh_peer};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const READY: Duration = Duration::from_secs(180);
-
-async fn session(port: u16) -> zenoh::Session {
-    let mut c = zenoh::Config::default();
-    c.insert_json5("mode", "\"peer\"").unwrap();
-    c.insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{port}\"]"))
-        .unwrap();
-    c.insert_json5("scouting/multicast/enabled", "false")
-        .unwrap();
-    zenoh::open(c).await.unwrap()
-}
 
 /// A runtime config: a ROS 2 image source unless the command line overrides it, the fake
 /// VLM, the default LM (short answers, no consistency pass), `ros2` = the `[ros2]` body.
@@ -103,22 +93,88 @@ async fn status_until(s: &zenoh::Session, ok: impl Fn(&Value) -> bool) -> Value 
     }
 }
 
+/// A runtime process under test with its fake VLM and temporary directory.
+struct Started {
+    rt: Proc,
+    port: u16,
+    vlm: FakeVlm,
+    ready: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts `embodied-r run` with `[ros2]` = `ros2` and `extra` command-line arguments, the VLM
+/// replying `reply` to every description request; waits for `ready`.
+fn start(ros2: &str, reply: &str, extra: &[&str]) -> Started {
+    let dir = tempfile::tempdir().unwrap();
+    let vlm = FakeVlm::start(reply);
+    let port = free_port();
+    let cfg = config(dir.path(), port, &vlm.url, ros2);
+    let mut args = vec!["run", "--config", cfg.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let mut rt = Proc::spawn(&args, &[]);
+    let ready = rt.wait_line("ready ", READY);
+    Started {
+        rt,
+        port,
+        vlm,
+        ready,
+        _dir: dir,
+    }
+}
+
+impl Started {
+    /// SIGTERM, then a clean exit.
+    fn stop(mut self) {
+        self.rt.terminate();
+        assert_eq!(
+            self.rt.wait_exit(Duration::from_secs(60)),
+            Some(0),
+            "{}",
+            self.rt.stderr()
+        );
+    }
+}
+
+/// The test bag written by rosbags.
+fn bag() -> std::path::PathBuf {
+    workspace().join("perception/tests/fixtures/mcap/images.mcap")
+}
+
+/// Plays the test bag onto the runtime at `port` as fast as possible from a separate
+/// `embodied-r ros2 play` process; returns its stdout.
+fn play(port: u16, extra: &[&str]) -> String {
+    let connect = format!("tcp/127.0.0.1:{port}");
+    let bag = bag();
+    let mut args = vec![
+        "ros2",
+        "play",
+        bag.to_str().unwrap(),
+        "--connect",
+        &connect,
+        "--no-multicast",
+        "--rate",
+        "max",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(&args, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bag_played_over_zenoh_is_answered_on_ros_topics_in_cdr() {
-    let dir = tempfile::tempdir().unwrap();
-    let vlm = FakeVlm::start("A red door ahead; a blue tower on the left.");
-    let port = free_port();
-    let cfg = config(
-        dir.path(),
-        port,
-        &vlm.url,
+    let started = start(
         "transport = \"bridge\"\ncmd_vel_topic = \"/cmd_vel\"\nodom_topic = \"/odom\"\ncamera_mount = [0.5, 0.0, 1.0, 0.0, 0.0, 0.0]",
+        "A red door ahead; a blue tower on the left.",
+        &[],
     );
-    let mut rt = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], &[]);
-    let ready = rt.wait_line("ready ", READY);
-    assert!(ready.contains("ros2:/camera/image_raw"), "{ready}");
-
-    let s = session(port).await;
+    assert!(
+        started.ready.contains("ros2:/camera/image_raw"),
+        "{}",
+        started.ready
+    );
+    let (port, vlm) = (started.port, &started.vlm);
+    let s = zenoh_peer(port).await;
     let answers = s.declare_subscriber("embodied_r/answer").await.unwrap();
     let hints = s.declare_subscriber("embodied_r/nav_hint").await.unwrap();
     let twists = s.declare_subscriber("cmd_vel").await.unwrap();
@@ -164,26 +220,7 @@ async fn a_bag_played_over_zenoh_is_answered_on_ros_topics_in_cdr() {
     );
 
     // A separate process plays the rosbags-written bag three times onto the bridge layout.
-    let bag = workspace().join("perception/tests/fixtures/mcap/images.mcap");
-    let connect = format!("tcp/127.0.0.1:{port}");
-    let (code, out, err) = run(
-        &[
-            "ros2",
-            "play",
-            bag.to_str().unwrap(),
-            "--topic",
-            "/camera/image_raw",
-            "--connect",
-            &connect,
-            "--no-multicast",
-            "--rate",
-            "max",
-            "--loops",
-            "3",
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{out}\n{err}");
+    let out = play(port, &["--topic", "/camera/image_raw", "--loops", "3"]);
     assert!(
         out.contains("/camera/image_raw (sensor_msgs/msg/Image) -> camera/image_raw"),
         "{out}"
@@ -275,56 +312,26 @@ async fn a_bag_played_over_zenoh_is_answered_on_ros_topics_in_cdr() {
     assert_eq!(st["ros2"]["counters"]["bad_questions"], 1, "{st}");
     assert_eq!(st["ros2"]["counters"]["questions"], 3, "{st}");
 
-    rt.terminate();
-    assert_eq!(
-        rt.wait_exit(Duration::from_secs(60)),
-        Some(0),
-        "{}",
-        rt.stderr()
-    );
+    started.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rmw_zenoh_keys_carry_type_hashes_and_attachments() {
-    let dir = tempfile::tempdir().unwrap();
-    let vlm = FakeVlm::start("A grey wall.");
-    let port = free_port();
-    let cfg = config(
-        dir.path(),
-        port,
-        &vlm.url,
-        "transport = \"rmw_zenoh\"\ndomain = 3",
+    let started = start("transport = \"rmw_zenoh\"\ndomain = 3", "A grey wall.", &[]);
+    assert!(
+        started.ready.contains("rmw_zenoh (domain 3)"),
+        "{}",
+        started.ready
     );
-    let mut rt = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], &[]);
-    let ready = rt.wait_line("ready ", READY);
-    assert!(ready.contains("rmw_zenoh (domain 3)"), "{ready}");
-    let s = session(port).await;
+    let port = started.port;
+    let s = zenoh_peer(port).await;
     let answer_key = format!(
         "3/embodied_r/answer/std_msgs::msg::dds_::String_/{}",
         <StringMsg as embodied_r_perception::ros::msg::RosType>::RIHS01
     );
     let answers = s.declare_subscriber(answer_key.as_str()).await.unwrap();
 
-    let bag = workspace().join("perception/tests/fixtures/mcap/images.mcap");
-    let connect = format!("tcp/127.0.0.1:{port}");
-    let (code, out, err) = run(
-        &[
-            "ros2",
-            "play",
-            bag.to_str().unwrap(),
-            "--layout",
-            "rmw-zenoh",
-            "--domain",
-            "3",
-            "--connect",
-            &connect,
-            "--no-multicast",
-            "--rate",
-            "max",
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{out}\n{err}");
+    let out = play(port, &["--layout", "rmw-zenoh", "--domain", "3"]);
     // Both image topics of the bag, each on its own typed, hashed key.
     assert!(
         out.contains("-> 3/camera/image_raw/sensor_msgs::msg::dds_::Image_/RIHS01_d31d41a9"),
@@ -360,28 +367,16 @@ async fn rmw_zenoh_keys_carry_type_hashes_and_attachments() {
     assert_eq!(att.len(), 33);
     assert_eq!(&att[..8], &1i64.to_le_bytes());
     assert_eq!(att[16], 16);
-    rt.terminate();
-    assert_eq!(
-        rt.wait_exit(Duration::from_secs(60)),
-        Some(0),
-        "{}",
-        rt.stderr()
-    );
+    started.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_replays_a_rosbags_bag_from_the_command_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let vlm = FakeVlm::start("A green chair in front of a white wall.");
-    let port = free_port();
-    let cfg = config(dir.path(), port, &vlm.url, "transport = \"off\"");
-    let bag = workspace().join("perception/tests/fixtures/mcap/images.mcap");
-    let source = format!("bag:{}", bag.display());
-    let mut rt = Proc::spawn(
+    let source = format!("bag:{}", bag().display());
+    let started = start(
+        "transport = \"off\"",
+        "A green chair in front of a white wall.",
         &[
-            "run",
-            "--config",
-            cfg.to_str().unwrap(),
             "--source",
             &source,
             "--topic",
@@ -389,14 +384,16 @@ async fn run_replays_a_rosbags_bag_from_the_command_line() {
             "--rate",
             "max",
         ],
-        &[],
     );
-    let ready = rt.wait_line("ready ", READY);
     assert!(
-        ready.contains("images.mcap:/camera/image_raw/compressed"),
-        "{ready}"
+        started
+            .ready
+            .contains("images.mcap:/camera/image_raw/compressed"),
+        "{}",
+        started.ready
     );
-    let s = session(port).await;
+    let port = started.port;
+    let s = zenoh_peer(port).await;
     let req = embodied_r_agent::AskRequest {
         question: "What is in front of the wall?".into(),
         choices: None,
@@ -427,11 +424,5 @@ async fn run_replays_a_rosbags_bag_from_the_command_line() {
     assert_eq!(st["source"]["frames"], 3, "{st}");
     assert_eq!(st["source"]["ended"], true, "{st}");
     assert!(st["ros2"].is_null(), "no ROS 2 side: {st}");
-    rt.terminate();
-    assert_eq!(
-        rt.wait_exit(Duration::from_secs(60)),
-        Some(0),
-        "{}",
-        rt.stderr()
-    );
+    started.stop();
 }

@@ -6,21 +6,11 @@
 
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::{ask, ask_raw};
-use embodied_r_tests::{Proc, free_port, run, sim_config};
+use embodied_r_tests::{Proc, free_port, run, sim_config, zenoh_peer};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const READY: Duration = Duration::from_secs(180);
-
-async fn session(port: u16) -> zenoh::Session {
-    let mut c = zenoh::Config::default();
-    c.insert_json5("mode", "\"peer\"").unwrap();
-    c.insert_json5("connect/endpoints", &format!("[\"tcp/127.0.0.1:{port}\"]"))
-        .unwrap();
-    c.insert_json5("scouting/multicast/enabled", "false")
-        .unwrap();
-    zenoh::open(c).await.unwrap()
-}
 
 fn req(q: &str, choices: &[&str]) -> AskRequest {
     AskRequest {
@@ -68,7 +58,7 @@ async fn answers_over_zenoh_logs_episodes_replays_and_shuts_down_cleanly() {
     assert_eq!(ready["keys"]["ask"], "robots/sim/embodied-r/ask");
     assert_eq!(ready["describer"], "sim-ground-truth-describer");
 
-    let s = session(port).await;
+    let s = zenoh_peer(port).await;
     let key = "robots/sim/embodied-r/ask";
     // A multiple-choice question first (this process), then the console in its own process.
     let first = ask_when_ready(
@@ -275,7 +265,7 @@ async fn answers_over_zenoh_logs_episodes_replays_and_shuts_down_cleanly() {
 
     // SIGTERM with a question in flight: the question still gets a reply, the process exits 0.
     let pending = {
-        let s2 = session(port).await;
+        let s2 = zenoh_peer(port).await;
         tokio::spawn(async move {
             let r = ask(
                 &s2,
@@ -319,7 +309,7 @@ async fn a_hundred_concurrent_asks_are_answered_or_refused_as_busy() {
     let mut rt = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], &[]);
     rt.wait_line("ready ", READY);
     let pid = rt.child.id();
-    let s = session(port).await;
+    let s = zenoh_peer(port).await;
     let key = "robots/sim/embodied-r/ask";
     let warm = ask_when_ready(&s, key, &req("Where is the door?", &[])).await;
     assert!(warm.get("error").is_none(), "{warm}");

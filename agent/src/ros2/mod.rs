@@ -19,7 +19,7 @@ pub mod over_zenoh;
 
 use crate::api::AskRequest;
 use crate::config::{ImageMessage, Ros2Config};
-use embodied_r_perception::ros::msg::{Header, Twist, TwistStamped, Vector3};
+use embodied_r_perception::ros::msg::{Header, StringMsg, Twist, TwistStamped, Vector3};
 use embodied_r_perception::ros::{COMPRESSED_IMAGE, IMAGE, image_to_frame};
 use embodied_r_perception::source::{CameraSource, SourceError, SourceStats};
 use embodied_r_perception::{Action, DropOldest, Frame, Pose};
@@ -349,17 +349,66 @@ pub struct RosQuestion {
     pub reply: Option<tokio::sync::oneshot::Sender<serde_json::Value>>,
 }
 
-/// What the runtime needs from a ROS 2 transport once it runs.
+/// The topics the runtime publishes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutTopic {
+    /// `ros2.answer_topic`.
+    Answer,
+    /// `ros2.nav_hint_topic`.
+    NavHint,
+    /// `ros2.cmd_vel_topic`.
+    CmdVel,
+}
+
+/// What the runtime needs from a ROS 2 transport once it runs. A transport sends bytes; what
+/// goes out on which topic is decided here, once for every transport.
 pub trait RosSide: Send + Sync {
-    /// Publishes an answer (or a refusal) as a `std_msgs/String` of JSON.
-    fn publish_answer(&self, json: &str);
-    /// Publishes a nav hint (JSON with at least `action`) and, when configured, its advisory
-    /// twist.
-    fn publish_nav_hint(&self, json: &str);
+    /// Publishes a serialized message on `topic`, if the transport has that topic (off when
+    /// its name is empty); failures are logged, never fatal.
+    fn send(&self, topic: OutTopic, cdr: Vec<u8>);
+    /// Whether `topic` is published at all.
+    fn has(&self, topic: OutTopic) -> bool;
+    /// The `[ros2]` settings in force.
+    fn settings(&self) -> &Ros2Config;
     /// Ends the image stream.
     fn close(&self);
     /// Counters so far.
     fn stats(&self) -> RosStats;
+
+    /// Publishes an answer (or a refusal) as a `std_msgs/String` of JSON.
+    fn publish_answer(&self, json: &str) {
+        self.send_string(OutTopic::Answer, json);
+    }
+
+    /// Publishes a nav hint (JSON with at least `action`) and, when configured, its advisory
+    /// twist.
+    fn publish_nav_hint(&self, json: &str) {
+        self.send_string(OutTopic::NavHint, json);
+        if self.has(OutTopic::CmdVel)
+            && let Ok(hint) = serde_json::from_str::<serde_json::Value>(json)
+            && let Some(action) = hint["action"].as_str()
+            && let Some(t) = twist_for_action(action, self.settings(), crate::runtime::now_unix())
+        {
+            match t.to_cdr() {
+                Ok(b) => self.send(OutTopic::CmdVel, b),
+                Err(e) => tracing::warn!("cannot serialize the advisory twist: {e}"),
+            }
+        }
+    }
+
+    /// Publishes `text` as a `std_msgs/String`.
+    fn send_string(&self, topic: OutTopic, text: &str) {
+        if !self.has(topic) {
+            return;
+        }
+        let m = StringMsg {
+            data: text.to_string(),
+        };
+        match m.to_cdr() {
+            Ok(b) => self.send(topic, b),
+            Err(e) => tracing::warn!("cannot serialize a {topic:?} message: {e}"),
+        }
+    }
 }
 
 /// An image message as it arrived, CDR with its header.

@@ -14,6 +14,7 @@ use super::{
     image_type, question_payload, twist_for_action,
 };
 use crate::config::{Config, Ros2Config, SourceKind};
+use crate::runtime::now_unix;
 use embodied_r_perception::DropOldest;
 use embodied_r_perception::ros::msg::{Odometry, RosType, StringMsg, TwistStamped};
 use futures::StreamExt;
@@ -21,7 +22,7 @@ use r2r::embodied_r_interfaces::action::Ask;
 use r2r::{ParameterValue, QosProfile};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The action result for an ask reply.
 fn result(reply: &serde_json::Value) -> Ask::Result {
@@ -33,13 +34,6 @@ fn result(reply: &serde_json::Value) -> Ask::Result {
         text,
         nav_action,
     }
-}
-
-fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// Why the node could not start.
@@ -341,42 +335,37 @@ impl RosNode {
         ))
     }
 
-    fn publish(&self, p: &Option<RawPublisher>, cdr: Result<Vec<u8>, impl std::fmt::Display>) {
-        let Some(p) = p else { return };
-        let sent = cdr.map_err(|e| e.to_string()).and_then(|bytes| {
-            p.publisher
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .publish_raw(&bytes)
-                .map_err(|e| e.to_string())
-        });
-        match sent {
-            Ok(()) => self.counters.published(),
-            Err(e) => tracing::warn!("cannot publish on ROS 2 topic {}: {e}", p.topic),
+    fn publisher(&self, topic: OutTopic) -> Option<&RawPublisher> {
+        match topic {
+            OutTopic::Answer => self.answer.as_ref(),
+            OutTopic::NavHint => self.nav_hint.as_ref(),
+            OutTopic::CmdVel => self.cmd_vel.as_ref(),
         }
     }
 }
 
 impl RosSide for RosNode {
-    fn publish_answer(&self, json: &str) {
-        let m = StringMsg {
-            data: json.to_string(),
+    fn send(&self, topic: OutTopic, cdr: Vec<u8>) {
+        let Some(p) = self.publisher(topic) else {
+            return;
         };
-        self.publish(&self.answer, m.to_cdr());
+        let sent = p
+            .publisher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .publish_raw(&cdr);
+        match sent {
+            Ok(()) => self.counters.published(),
+            Err(e) => tracing::warn!("cannot publish on ROS 2 topic {}: {e}", p.topic),
+        }
     }
 
-    fn publish_nav_hint(&self, json: &str) {
-        let m = StringMsg {
-            data: json.to_string(),
-        };
-        self.publish(&self.nav_hint, m.to_cdr());
-        if self.cmd_vel.is_some()
-            && let Ok(hint) = serde_json::from_str::<serde_json::Value>(json)
-            && let Some(action) = hint["action"].as_str()
-            && let Some(t) = twist_for_action(action, &self.cfg, now_unix())
-        {
-            self.publish(&self.cmd_vel, t.to_cdr());
-        }
+    fn has(&self, topic: OutTopic) -> bool {
+        self.publisher(topic).is_some()
+    }
+
+    fn settings(&self) -> &Ros2Config {
+        &self.cfg
     }
 
     fn close(&self) {

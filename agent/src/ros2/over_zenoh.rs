@@ -7,15 +7,15 @@
 
 use super::names::{Layout, NameError, qualify, rmw_attachment};
 use super::{
-    PoseCell, RawImage, RosCounters, RosImageSource, RosQuestion, RosSide, RosStats, camera_mount,
-    image_type, question_payload,
+    OutTopic, PoseCell, RawImage, RosCounters, RosImageSource, RosQuestion, RosSide, RosStats,
+    camera_mount, image_type, question_payload,
 };
 use crate::config::{Config, Ros2Config, Ros2Transport};
+use crate::runtime::now_unix;
 use embodied_r_perception::DropOldest;
 use embodied_r_perception::ros::msg::{Odometry, RosType, StringMsg, TwistStamped};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 use zenoh::Wait;
 
 /// Why the ROS 2 side could not start.
@@ -56,13 +56,6 @@ pub fn layout(cfg: &Ros2Config) -> Option<Layout> {
         }),
         Ros2Transport::Off | Ros2Transport::R2r => None,
     }
-}
-
-fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// A publisher of one ROS 2 topic on zenoh: CDR payloads on the layout's key, with
@@ -332,35 +325,32 @@ impl RosZenoh {
         ))
     }
 
-    fn publish(&self, p: &Option<TopicPublisher>, cdr: Result<Vec<u8>, impl std::fmt::Display>) {
-        let Some(p) = p else { return };
-        match cdr.map_err(|e| e.to_string()).and_then(|b| p.put(b)) {
-            Ok(()) => self.counters.published(),
-            Err(e) => tracing::warn!("cannot publish on ROS 2 topic {}: {e}", p.key),
+    fn publisher(&self, topic: OutTopic) -> Option<&TopicPublisher> {
+        match topic {
+            OutTopic::Answer => self.answer.as_ref(),
+            OutTopic::NavHint => self.nav_hint.as_ref(),
+            OutTopic::CmdVel => self.cmd_vel.as_ref(),
         }
     }
 }
 
 impl RosSide for RosZenoh {
-    fn publish_answer(&self, json: &str) {
-        let m = StringMsg {
-            data: json.to_string(),
+    fn send(&self, topic: OutTopic, cdr: Vec<u8>) {
+        let Some(p) = self.publisher(topic) else {
+            return;
         };
-        self.publish(&self.answer, m.to_cdr());
+        match p.put(cdr) {
+            Ok(()) => self.counters.published(),
+            Err(e) => tracing::warn!("cannot publish on ROS 2 topic {}: {e}", p.key),
+        }
     }
 
-    fn publish_nav_hint(&self, json: &str) {
-        let m = StringMsg {
-            data: json.to_string(),
-        };
-        self.publish(&self.nav_hint, m.to_cdr());
-        if self.cmd_vel.is_some()
-            && let Ok(hint) = serde_json::from_str::<serde_json::Value>(json)
-            && let Some(action) = hint["action"].as_str()
-            && let Some(t) = super::twist_for_action(action, &self.cfg, now_unix())
-        {
-            self.publish(&self.cmd_vel, t.to_cdr());
-        }
+    fn has(&self, topic: OutTopic) -> bool {
+        self.publisher(topic).is_some()
+    }
+
+    fn settings(&self) -> &Ros2Config {
+        &self.cfg
     }
 
     fn close(&self) {

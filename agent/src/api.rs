@@ -34,6 +34,17 @@ pub struct AskRequest {
     pub category: Option<String>,
 }
 
+/// How far an answer has got: the current stage (`queued`, `describing`, `reasoning`,
+/// `checking`) and the completion's text so far. Sent on a watch channel: a slow reader sees
+/// the latest state, never a backlog.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AskProgress {
+    /// The stage.
+    pub stage: String,
+    /// The answer's completion so far.
+    pub partial: String,
+}
+
 /// Parses and checks a request. `expected_wait_ms` is the runtime's estimate of queueing plus
 /// service time; deadlines shorter than it (or than `api.min_deadline_ms`) are refused now
 /// rather than missed later.

@@ -85,13 +85,25 @@ pub trait Reasoner: Send {
     /// Token ids of a rendered prompt (the engine sizes the prompt with them, then generates
     /// from them: one tokenization per prompt).
     fn encode(&self, rendered: &str) -> Result<Vec<u32>, String>;
-    /// Generates from prompt ids; `stop()` is polled after every token and ends generation early.
+    /// Generates from prompt ids; `stop()` is polled after every token and ends generation
+    /// early; `on_text` gets each piece of text as it becomes final.
     fn generate(
         &self,
         prompt: &[u32],
         cfg: &GenerationConfig,
         stop: &dyn Fn() -> bool,
+        on_text: &mut dyn FnMut(&str),
     ) -> Result<Completion, String>;
+}
+
+/// What an answer in progress reports (for clients that show it, e.g. the ROS 2 action's
+/// feedback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// A stage starts: `describing`, `reasoning`, `checking` (the consistency pass).
+    Stage(&'static str),
+    /// Text of the answer's completion as it is generated (after the response prefix).
+    Text(&'a str),
 }
 
 /// The reasoner crate's model as a [`Reasoner`].
@@ -132,9 +144,13 @@ impl<B: embodied_r_reasoner::backend::Backend> Reasoner for LmReasoner<B> {
         prompt: &[u32],
         cfg: &GenerationConfig,
         stop: &dyn Fn() -> bool,
+        on_text: &mut dyn FnMut(&str),
     ) -> Result<Completion, String> {
         self.lm
-            .generate_ids(prompt, cfg, |_| {
+            .generate_ids(prompt, cfg, |ev| {
+                if !ev.text.is_empty() {
+                    on_text(&ev.text);
+                }
                 if stop() {
                     ControlFlow::Break(())
                 } else {
@@ -222,10 +238,23 @@ impl Engine {
 
     /// Answers `q` over `window` (oldest first). `cancel` ends the work early (shutdown).
     pub fn answer(&self, q: &Question, window: Vec<KeyFrame>, cancel: &AtomicBool) -> Outcome {
+        self.answer_with(q, window, cancel, &mut |_| {})
+    }
+
+    /// As [`Engine::answer`], reporting stages and the completion's text to `progress` as they
+    /// happen.
+    pub fn answer_with(
+        &self,
+        q: &Question,
+        window: Vec<KeyFrame>,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Outcome {
         let mut timings = BTreeMap::new();
         timings.insert("queue".to_string(), ms(q.received));
         let mut record = self.empty_record(q, &window);
-        let result = self.describe_and_reason(q, &window, cancel, &mut timings, &mut record);
+        let result =
+            self.describe_and_reason(q, &window, cancel, &mut timings, &mut record, progress);
         timings.insert("total".into(), ms(q.received));
         record.timings = timings.clone();
         let reply = match result {
@@ -252,6 +281,7 @@ impl Engine {
         cancel: &AtomicBool,
         timings: &mut BTreeMap<String, f64>,
         record: &mut EpisodeRecord,
+        progress: &mut dyn FnMut(Progress<'_>),
     ) -> Result<Answer, AskError> {
         use embodied_r_perception::describe::DescribeError;
         if window.is_empty() {
@@ -262,6 +292,7 @@ impl Engine {
         }
         let qtext = question_text(&q.question, &q.choices);
         let t = Instant::now();
+        progress(Progress::Stage("describing"));
         let descriptions = self
             .describer
             .describe(window, &format!("Question: {qtext}"), q.deadline)
@@ -304,6 +335,7 @@ impl Engine {
             timings,
             record,
             &stop,
+            progress,
         )
     }
 
@@ -343,6 +375,7 @@ impl Engine {
         timings: &mut BTreeMap<String, f64>,
         record: &mut EpisodeRecord,
         stop: &dyn Fn() -> bool,
+        progress: &mut dyn FnMut(Progress<'_>),
     ) -> Result<Answer, AskError> {
         let model_err =
             |e: String| AskError::new("model_failed", format!("{}: {e}", self.reasoner.id()));
@@ -386,9 +419,12 @@ impl Engine {
         timings.insert("prompt".into(), ms(t));
         record.user = user.clone();
         let t = Instant::now();
+        progress(Progress::Stage("reasoning"));
         let completion = self
             .reasoner
-            .generate(&prompt_ids, cfg, stop)
+            .generate(&prompt_ids, cfg, stop, &mut |text| {
+                progress(Progress::Text(text))
+            })
             .map_err(model_err)?;
         timings.insert("generate".into(), ms(t));
         timings.insert(
@@ -442,6 +478,7 @@ impl Engine {
         } else {
             match (&parsed.think, choice) {
                 (Some(think), Some(c)) => {
+                    progress(Progress::Stage("checking"));
                     let msg = reference_message(&question_part(&user), think);
                     let rendered = self
                         .reasoner
@@ -450,7 +487,10 @@ impl Engine {
                     let ids = self.reasoner.encode(&rendered).map_err(model_err)?;
                     let mut rc = GenerationConfig::greedy(8);
                     rc.stop = vec!["\n".into()];
-                    let reply = self.reasoner.generate(&ids, &rc, stop).map_err(model_err)?;
+                    let reply = self
+                        .reasoner
+                        .generate(&ids, &rc, stop, &mut |_| {})
+                        .map_err(model_err)?;
                     if reply.finish == FinishReason::Cancelled {
                         (None, Some(reply.text))
                     } else {
@@ -643,6 +683,7 @@ mod tests {
             _: &[u32],
             cfg: &GenerationConfig,
             stop: &dyn Fn() -> bool,
+            on_text: &mut dyn FnMut(&str),
         ) -> Result<Completion, String> {
             let reply = self.0.lock().unwrap().pop_front().ok_or("script ran out")?;
             let (text, finish) = if stop() {
@@ -652,6 +693,10 @@ mod tests {
             } else {
                 (reply.to_string(), FinishReason::Eos)
             };
+            // Four characters a token, as the script's token count says.
+            for piece in text.as_bytes().chunks(4) {
+                on_text(&String::from_utf8_lossy(piece));
+            }
             Ok(Completion {
                 tokens: vec![0; text.len() / 4],
                 text,
@@ -757,6 +802,32 @@ mod tests {
         let w = r.rewards.unwrap();
         assert_eq!((w.format, w.accuracy, w.consistency), (1.0, 1.0, Some(1.0)));
         assert!(r.user.contains("Video content:") && r.user.contains("B. the sofa"));
+    }
+
+    #[test]
+    fn progress_reports_stages_in_order_and_the_completion_as_it_grows() {
+        let completion = "<think>the sofa is on the left</think>\n<answer>B. the sofa</answer>";
+        let e = engine(&[completion, "B"], &VIEWS, ReasonerConfig::default());
+        let mut stages = Vec::new();
+        let mut text = String::new();
+        let out = e.answer_with(
+            &question(&["the lamp", "the sofa"], 60.0),
+            vec![kf(0), kf(4), kf(9)],
+            &AtomicBool::new(false),
+            &mut |p| match p {
+                Progress::Stage(s) => stages.push(s),
+                Progress::Text(t) => {
+                    assert!(stages.last() == Some(&"reasoning"), "text before reasoning");
+                    text.push_str(t);
+                }
+            },
+        );
+        assert!(out.reply.is_ok());
+        assert_eq!(stages, ["describing", "reasoning", "checking"]);
+        // Only the answer's completion streams (up to the stop string, which the record then
+        // restores), not the consistency pass's reply.
+        assert_eq!(text, completion.trim_end_matches("</answer>"));
+        assert_eq!(out.record.completion, completion);
     }
 
     #[test]

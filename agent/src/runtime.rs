@@ -13,6 +13,7 @@
 //! Capture never waits for reasoning; a full job queue answers `busy`; every query gets a reply.
 
 use crate::answer::pose_array;
+use crate::api::AskProgress;
 use crate::api::admit;
 use crate::capture::{CaptureConfig, CaptureStats, run_capture};
 use crate::config::{
@@ -20,7 +21,7 @@ use crate::config::{
 };
 #[cfg(feature = "flex")]
 use crate::engine::LmReasoner;
-use crate::engine::{AskError, Engine, Question, Reasoner, load_options};
+use crate::engine::{AskError, Engine, Progress, Question, Reasoner, load_options};
 use crate::episodes::EpisodeLog;
 use crate::ros2::over_zenoh::RosZenoh;
 use crate::ros2::{RosImageSource, RosQuestion, RosSide};
@@ -136,6 +137,8 @@ enum Event {
 struct Job {
     question: Question,
     reply: oneshot::Sender<serde_json::Value>,
+    /// Where progress goes, for askers that follow it (the ROS 2 action's feedback).
+    progress: Option<tokio::sync::watch::Sender<AskProgress>>,
 }
 
 /// Printed once everything is declared.
@@ -525,7 +528,7 @@ impl Runtime {
                     let id = format!("{}-{session_tag}-{next_id:05}", cfg.robot_id);
                     shared.api.received.fetch_add(1, Ordering::Relaxed);
                     let payload = query.payload().map(|p| p.to_bytes().into_owned());
-                    let decision = admission(&shared, &cfg, &job_tx, payload.as_deref(), id);
+                    let decision = admission(&shared, &cfg, &job_tx, payload.as_deref(), id, None);
                     let key = query.key_expr().clone();
                     replies.spawn(async move {
                         let v = match decision {
@@ -544,7 +547,8 @@ impl Runtime {
                     next_id += 1;
                     let id = format!("{}-{session_tag}-{next_id:05}", cfg.robot_id);
                     shared.api.received.fetch_add(1, Ordering::Relaxed);
-                    let decision = admission(&shared, &cfg, &job_tx, Some(&q.payload), id);
+                    let decision =
+                        admission(&shared, &cfg, &job_tx, Some(&q.payload), id, q.progress);
                     let ros = ros.clone();
                     replies.spawn(async move {
                         let v = match decision {
@@ -744,6 +748,7 @@ fn admission(
     jobs: &mpsc::Sender<Job>,
     payload: Option<&[u8]>,
     id: String,
+    progress: Option<tokio::sync::watch::Sender<AskProgress>>,
 ) -> Admission {
     if shared.shutting_down.load(Ordering::Relaxed) {
         return Admission::Reply(
@@ -773,6 +778,7 @@ fn admission(
     match jobs.try_send(Job {
         question,
         reply: tx,
+        progress,
     }) {
         Ok(()) => Admission::Queued(rx),
         Err(_) => {
@@ -853,7 +859,19 @@ fn worker_loop(
             .window(q.window, cfg.buffer.window_max);
         let window_ms = t_window.elapsed().as_secs_f64() * 1e3;
         let started = Instant::now();
-        let mut outcome = engine.answer(&q, window, cancel);
+        let mut outcome = match &job.progress {
+            None => engine.answer(&q, window, cancel),
+            Some(tx) => {
+                let mut state = AskProgress::default();
+                engine.answer_with(&q, window, cancel, &mut |p| {
+                    match p {
+                        Progress::Stage(s) => state.stage = s.to_string(),
+                        Progress::Text(t) => state.partial.push_str(t),
+                    }
+                    tx.send_replace(state.clone());
+                })
+            }
+        };
         let service_ms = started.elapsed().as_secs_f64() * 1e3;
         let reply = match &mut outcome.reply {
             Ok(a) => {

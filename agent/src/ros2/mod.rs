@@ -347,6 +347,8 @@ pub struct RosQuestion {
     pub payload: Vec<u8>,
     /// Who waits for the reply.
     pub reply: Option<tokio::sync::oneshot::Sender<serde_json::Value>>,
+    /// Where the answer's progress goes (the action's feedback).
+    pub progress: Option<tokio::sync::watch::Sender<crate::api::AskProgress>>,
 }
 
 /// The topics the runtime publishes on.

@@ -13,6 +13,7 @@ use super::{
     PoseCell, RawImage, RosCounters, RosImageSource, RosQuestion, RosSide, RosStats, camera_mount,
     image_type, question_payload, twist_for_action,
 };
+use crate::api::AskProgress;
 use crate::config::{Config, Ros2Config, SourceKind};
 use crate::runtime::now_unix;
 use embodied_r_perception::DropOldest;
@@ -221,6 +222,7 @@ impl RosNode {
                         let q = RosQuestion {
                             payload: question_payload(&m.data),
                             reply: None,
+                            progress: None,
                         };
                         if questions.try_send(q).is_err() {
                             c.dropped_questions.fetch_add(1, Ordering::Relaxed);
@@ -257,19 +259,35 @@ impl RosNode {
                         continue;
                     };
                     let (tx, rx) = tokio::sync::oneshot::channel();
-                    if q.try_send(RosQuestion {
+                    let queued = AskProgress {
+                        stage: "queued".into(),
+                        partial: String::new(),
+                    };
+                    let (ptx, mut prx) = tokio::sync::watch::channel(queued);
+                    let asked = RosQuestion {
                         payload,
                         reply: Some(tx),
-                    })
-                    .is_err()
-                    {
+                        progress: Some(ptx),
+                    };
+                    if q.try_send(asked).is_err() {
                         c.dropped_questions.fetch_add(1, Ordering::Relaxed);
                         let busy = serde_json::json!({"error": {"code": "busy", "message": "the runtime's question intake is full"}});
                         let _ = goal.abort(result(&busy));
                         continue;
                     }
-                    let _ = goal.publish_feedback(Ask::Feedback {
-                        stage: "queued".into(),
+                    // Feedback: the stage and the answer's text so far, until the runtime drops
+                    // the progress sender (the answer is done).
+                    let fb = goal.clone();
+                    tokio::spawn(async move {
+                        let mut first = true;
+                        while first || prx.changed().await.is_ok() {
+                            first = false;
+                            let p = prx.borrow_and_update().clone();
+                            let _ = fb.publish_feedback(Ask::Feedback {
+                                stage: p.stage,
+                                partial: p.partial,
+                            });
+                        }
                     });
                     tokio::spawn(async move {
                         tokio::select! {

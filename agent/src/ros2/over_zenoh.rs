@@ -232,6 +232,7 @@ impl RosZenoh {
                             let q = RosQuestion {
                                 payload: question_payload(&m.data),
                                 reply: None,
+                                progress: None,
                             };
                             if questions.try_send(q).is_err() {
                                 c.dropped_questions.fetch_add(1, Ordering::Relaxed);

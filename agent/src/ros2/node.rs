@@ -10,8 +10,9 @@
 //! and sourced before this crate is (r2r generates its types from the sourced environment).
 
 use super::{
-    PoseCell, RawImage, RosCounters, RosImageSource, RosQuestion, RosSide, RosStats, camera_mount,
-    image_type, question_payload, twist_for_action,
+    OutTopic, ParamValue, PoseCell, RawImage, RosCounters, RosImageSource, RosQuestion, RosSide,
+    RosStats, camera_mount, config_parameters, goal_payload, goal_result, image_type,
+    parameter_override, question_payload,
 };
 use crate::api::AskProgress;
 use crate::config::{Config, Ros2Config, SourceKind};

@@ -118,9 +118,13 @@ impl<T: 'static + WrappedActionTypeSupport> ActionServerGoalRequest<T> {
         ActionServerGoal<T>,
         impl Stream<Item = ActionServerCancelRequest> + Unpin,
     )> {
-        Err::<(ActionServerGoal<T>, futures::stream::Empty<ActionServerCancelRequest>), _>(
-            Error::RCL_RET_ERROR,
-        )
+        Err::<
+            (
+                ActionServerGoal<T>,
+                futures::stream::Empty<ActionServerCancelRequest>,
+            ),
+            _,
+        >(Error::RCL_RET_ERROR)
     }
 
     pub fn reject(self) -> Result<()> {
@@ -205,9 +209,13 @@ impl Node {
         impl Future<Output = ()> + Send,
         impl Stream<Item = (String, ParameterValue)>,
     )> {
-        Err::<(std::future::Ready<()>, futures::stream::Empty<(String, ParameterValue)>), _>(
-            Error::RCL_RET_ERROR,
-        )
+        Err::<
+            (
+                std::future::Ready<()>,
+                futures::stream::Empty<(String, ParameterValue)>,
+            ),
+            _,
+        >(Error::RCL_RET_ERROR)
     }
 
     pub fn create_action_server<T: 'static + WrappedActionTypeSupport>(

@@ -362,6 +362,28 @@ pub enum OutTopic {
     CmdVel,
 }
 
+/// The publishers of the runtime's output topics (absent: that topic is off), whatever a
+/// transport's publisher type is.
+pub struct Outputs<P> {
+    /// `ros2.answer_topic`.
+    pub answer: Option<P>,
+    /// `ros2.nav_hint_topic`.
+    pub nav_hint: Option<P>,
+    /// `ros2.cmd_vel_topic`.
+    pub cmd_vel: Option<P>,
+}
+
+impl<P> Outputs<P> {
+    /// The publisher of `topic`, if it is on.
+    pub fn get(&self, topic: OutTopic) -> Option<&P> {
+        match topic {
+            OutTopic::Answer => self.answer.as_ref(),
+            OutTopic::NavHint => self.nav_hint.as_ref(),
+            OutTopic::CmdVel => self.cmd_vel.as_ref(),
+        }
+    }
+}
+
 /// What the runtime needs from a ROS 2 transport once it runs. A transport sends bytes; what
 /// goes out on which topic is decided here, once for every transport.
 pub trait RosSide: Send + Sync {

@@ -10,8 +10,8 @@
 //! and sourced before this crate is (r2r generates its types from the sourced environment).
 
 use super::{
-    OutTopic, ParamValue, PoseCell, RawImage, RosCounters, RosImageSource, RosQuestion, RosSide,
-    RosStats, camera_mount, config_parameters, goal_payload, goal_result, image_type,
+    OutTopic, Outputs, ParamValue, PoseCell, RawImage, RosCounters, RosImageSource, RosQuestion,
+    RosSide, RosStats, camera_mount, config_parameters, goal_payload, goal_result, image_type,
     parameter_override, question_payload,
 };
 use crate::api::AskProgress;
@@ -110,9 +110,7 @@ struct RawPublisher {
 /// The runtime's ROS 2 node.
 pub struct RosNode {
     cfg: Ros2Config,
-    answer: Option<RawPublisher>,
-    nav_hint: Option<RawPublisher>,
-    cmd_vel: Option<RawPublisher>,
+    outputs: Outputs<RawPublisher>,
     counters: Arc<RosCounters>,
     image_queue: Option<Arc<DropOldest<RawImage>>>,
     stop: Arc<AtomicBool>,
@@ -343,9 +341,11 @@ impl RosNode {
         Ok((
             RosNode {
                 cfg,
-                answer,
-                nav_hint,
-                cmd_vel,
+                outputs: Outputs {
+                    answer,
+                    nav_hint,
+                    cmd_vel,
+                },
                 counters,
                 image_queue,
                 stop,
@@ -353,19 +353,11 @@ impl RosNode {
             source,
         ))
     }
-
-    fn publisher(&self, topic: OutTopic) -> Option<&RawPublisher> {
-        match topic {
-            OutTopic::Answer => self.answer.as_ref(),
-            OutTopic::NavHint => self.nav_hint.as_ref(),
-            OutTopic::CmdVel => self.cmd_vel.as_ref(),
-        }
-    }
 }
 
 impl RosSide for RosNode {
     fn send(&self, topic: OutTopic, cdr: Vec<u8>) {
-        let Some(p) = self.publisher(topic) else {
+        let Some(p) = self.outputs.get(topic) else {
             return;
         };
         let sent = p
@@ -380,7 +372,7 @@ impl RosSide for RosNode {
     }
 
     fn has(&self, topic: OutTopic) -> bool {
-        self.publisher(topic).is_some()
+        self.outputs.get(topic).is_some()
     }
 
     fn settings(&self) -> &Ros2Config {

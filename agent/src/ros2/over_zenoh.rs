@@ -7,8 +7,8 @@
 
 use super::names::{Layout, NameError, qualify, rmw_attachment};
 use super::{
-    OutTopic, PoseCell, RawImage, RosCounters, RosImageSource, RosQuestion, RosSide, RosStats,
-    camera_mount, image_type, question_payload,
+    OutTopic, Outputs, PoseCell, RawImage, RosCounters, RosImageSource, RosQuestion, RosSide,
+    RosStats, camera_mount, image_type, question_payload,
 };
 use crate::config::{Config, Ros2Config, Ros2Transport};
 use crate::runtime::now_unix;
@@ -141,9 +141,7 @@ type Subscriber = zenoh::pubsub::Subscriber<()>;
 /// The runtime's ROS 2 topics on a zenoh session.
 pub struct RosZenoh {
     cfg: Ros2Config,
-    answer: Option<TopicPublisher>,
-    nav_hint: Option<TopicPublisher>,
-    cmd_vel: Option<TopicPublisher>,
+    outputs: Outputs<TopicPublisher>,
     counters: Arc<RosCounters>,
     image_queue: Option<Arc<DropOldest<RawImage>>>,
     _subscribers: Vec<Subscriber>,
@@ -315,9 +313,11 @@ impl RosZenoh {
         Ok((
             RosZenoh {
                 cfg,
-                answer,
-                nav_hint,
-                cmd_vel,
+                outputs: Outputs {
+                    answer,
+                    nav_hint,
+                    cmd_vel,
+                },
                 counters,
                 image_queue,
                 _subscribers: subscribers,
@@ -325,19 +325,11 @@ impl RosZenoh {
             source,
         ))
     }
-
-    fn publisher(&self, topic: OutTopic) -> Option<&TopicPublisher> {
-        match topic {
-            OutTopic::Answer => self.answer.as_ref(),
-            OutTopic::NavHint => self.nav_hint.as_ref(),
-            OutTopic::CmdVel => self.cmd_vel.as_ref(),
-        }
-    }
 }
 
 impl RosSide for RosZenoh {
     fn send(&self, topic: OutTopic, cdr: Vec<u8>) {
-        let Some(p) = self.publisher(topic) else {
+        let Some(p) = self.outputs.get(topic) else {
             return;
         };
         match p.put(cdr) {
@@ -347,7 +339,7 @@ impl RosSide for RosZenoh {
     }
 
     fn has(&self, topic: OutTopic) -> bool {
-        self.publisher(topic).is_some()
+        self.outputs.get(topic).is_some()
     }
 
     fn settings(&self) -> &Ros2Config {

@@ -1,5 +1,5 @@
-//! A type-check stand-in for r2r 0.9.5: the signatures `agent/src/ros2/node.rs` uses, copied
-//! from r2r's own declarations (`nodes.rs`, `publishers.rs`, `parameters.rs`,
+//! A type-check stand-in for r2r 0.9.5: the signatures `agent/src/ros2/node.rs` uses, as
+//! r2r declares them (`nodes.rs`, `publishers.rs`, `parameters.rs`,
 //! `action_servers.rs`, `qos.rs`, `context.rs`) and the type r2r would generate from
 //! `launch/ros2/embodied_r_interfaces/action/Ask.action`. CI patches it in for one
 //! `cargo check --features ros2` (see `.ci/run`) so the node keeps compiling as the runtime

@@ -13,8 +13,7 @@
 //! Capture never waits for reasoning; a full job queue answers `busy`; every query gets a reply.
 
 use crate::answer::pose_array;
-use crate::api::AskProgress;
-use crate::api::admit;
+use crate::api::{AskProgress, admit};
 use crate::capture::{CaptureConfig, CaptureStats, run_capture};
 use crate::config::{
     Config, DescriberKind, Rate, Ros2Transport, SourceKind, ZenohMode, embodied_r_sim_scene,
@@ -526,17 +525,11 @@ impl Runtime {
                     let Ok(query) = q else { break };
                     next_id += 1;
                     let id = format!("{}-{session_tag}-{next_id:05}", cfg.robot_id);
-                    shared.api.received.fetch_add(1, Ordering::Relaxed);
                     let payload = query.payload().map(|p| p.to_bytes().into_owned());
                     let decision = admission(&shared, &cfg, &job_tx, payload.as_deref(), id, None);
                     let key = query.key_expr().clone();
                     replies.spawn(async move {
-                        let v = match decision {
-                            Admission::Reply(v) => v,
-                            Admission::Queued(rx) => rx.await.unwrap_or_else(|_| {
-                                AskError::new("internal", "the answer thread stopped").to_json(None)
-                            }),
-                        };
+                        let v = decision.reply().await;
                         if let Err(e) = query.reply(key, v.to_string()).await {
                             tracing::warn!("cannot send a reply: {e}");
                         }
@@ -546,17 +539,11 @@ impl Runtime {
                 Some(q) = ros_q_rx.recv() => {
                     next_id += 1;
                     let id = format!("{}-{session_tag}-{next_id:05}", cfg.robot_id);
-                    shared.api.received.fetch_add(1, Ordering::Relaxed);
                     let decision =
                         admission(&shared, &cfg, &job_tx, Some(&q.payload), id, q.progress);
                     let ros = ros.clone();
                     replies.spawn(async move {
-                        let v = match decision {
-                            Admission::Reply(v) => v,
-                            Admission::Queued(rx) => rx.await.unwrap_or_else(|_| {
-                                AskError::new("internal", "the answer thread stopped").to_json(None)
-                            }),
-                        };
+                        let v = decision.reply().await;
                         match q.reply {
                             Some(tx) => {
                                 let _ = tx.send(v);
@@ -574,16 +561,8 @@ impl Runtime {
                 ev = event_rx.recv() => {
                     match ev {
                         Some(Event::Answer(answer, hint)) => {
-                            if let Some(r) = &ros {
-                                r.publish_answer(&String::from_utf8_lossy(&answer));
-                                r.publish_nav_hint(&String::from_utf8_lossy(&hint));
-                            }
-                            if let Err(e) = pub_answer.put(answer).await {
-                                tracing::warn!("cannot publish an answer: {e}");
-                            }
-                            if let Err(e) = pub_hint.put(hint).await {
-                                tracing::warn!("cannot publish a nav hint: {e}");
-                            }
+                            publish_answer(&pub_answer, &pub_hint, ros.as_deref(), answer, hint)
+                                .await;
                         }
                         Some(Event::KeyFrame(bytes)) => {
                             if let Err(e) = pub_kf.put(bytes).await {
@@ -633,12 +612,7 @@ impl Runtime {
                 }
                 ev = event_rx.recv() => {
                     if let Some(Event::Answer(answer, hint)) = ev {
-                        if let Some(r) = &ros {
-                            r.publish_answer(&String::from_utf8_lossy(&answer));
-                            r.publish_nav_hint(&String::from_utf8_lossy(&hint));
-                        }
-                        let _ = pub_answer.put(answer).await;
-                        let _ = pub_hint.put(hint).await;
+                        publish_answer(&pub_answer, &pub_hint, ros.as_deref(), answer, hint).await;
                     }
                 }
             }
@@ -731,6 +705,26 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// An answer and its nav hint (JSON) out on zenoh and, when configured, on the ROS 2 topics.
+async fn publish_answer(
+    pub_answer: &zenoh::pubsub::Publisher<'_>,
+    pub_hint: &zenoh::pubsub::Publisher<'_>,
+    ros: Option<&dyn RosSide>,
+    answer: Vec<u8>,
+    hint: Vec<u8>,
+) {
+    if let Some(r) = ros {
+        r.publish_answer(&String::from_utf8_lossy(&answer));
+        r.publish_nav_hint(&String::from_utf8_lossy(&hint));
+    }
+    if let Err(e) = pub_answer.put(answer).await {
+        tracing::warn!("cannot publish an answer: {e}");
+    }
+    if let Err(e) = pub_hint.put(hint).await {
+        tracing::warn!("cannot publish a nav hint: {e}");
+    }
+}
+
 /// The ROS 2 side, if configured, and its image source, if it is the camera.
 type RosStart = (Option<Arc<dyn RosSide>>, Option<RosImageSource>);
 
@@ -742,6 +736,18 @@ enum Admission {
     Queued(oneshot::Receiver<serde_json::Value>),
 }
 
+impl Admission {
+    /// The reply: now, or when the answer thread sends it.
+    async fn reply(self) -> serde_json::Value {
+        match self {
+            Admission::Reply(v) => v,
+            Admission::Queued(rx) => rx.await.unwrap_or_else(|_| {
+                AskError::new("internal", "the answer thread stopped").to_json(None)
+            }),
+        }
+    }
+}
+
 fn admission(
     shared: &Shared,
     cfg: &Config,
@@ -750,6 +756,7 @@ fn admission(
     id: String,
     progress: Option<tokio::sync::watch::Sender<AskProgress>>,
 ) -> Admission {
+    shared.api.received.fetch_add(1, Ordering::Relaxed);
     if shared.shutting_down.load(Ordering::Relaxed) {
         return Admission::Reply(
             AskError::new("shutting_down", "the runtime is shutting down").to_json(None),
@@ -861,16 +868,12 @@ fn worker_loop(
         let started = Instant::now();
         let mut outcome = match &job.progress {
             None => engine.answer(&q, window, cancel),
-            Some(tx) => {
-                let mut state = AskProgress::default();
-                engine.answer_with(&q, window, cancel, &mut |p| {
-                    match p {
-                        Progress::Stage(s) => state.stage = s.to_string(),
-                        Progress::Text(t) => state.partial.push_str(t),
-                    }
-                    tx.send_replace(state.clone());
+            Some(tx) => engine.answer_with(&q, window, cancel, &mut |p| {
+                tx.send_modify(|state| match p {
+                    Progress::Stage(s) => state.stage = s.to_string(),
+                    Progress::Text(t) => state.partial.push_str(t),
                 })
-            }
+            }),
         };
         let service_ms = started.elapsed().as_secs_f64() * 1e3;
         let reply = match &mut outcome.reply {

@@ -19,7 +19,7 @@ pub mod over_zenoh;
 
 use crate::api::AskRequest;
 use crate::config::{ImageMessage, Ros2Config};
-use embodied_r_perception::ros::msg::{Header, StringMsg, Twist, TwistStamped, Vector3};
+use embodied_r_perception::ros::msg::{Header, Odometry, StringMsg, Twist, TwistStamped, Vector3};
 use embodied_r_perception::ros::{COMPRESSED_IMAGE, IMAGE, image_to_frame};
 use embodied_r_perception::source::{CameraSource, SourceError, SourceStats};
 use embodied_r_perception::{Action, DropOldest, Frame, Pose};
@@ -431,6 +431,59 @@ pub trait RosSide: Send + Sync {
         match m.to_cdr() {
             Ok(b) => self.send(topic, b),
             Err(e) => tracing::warn!("cannot serialize a {topic:?} message: {e}"),
+        }
+    }
+}
+
+/// An image message arrived on `topic`: count it and queue its bytes; decoding happens on the
+/// source thread, never in a network callback.
+pub fn on_image(c: &RosCounters, queue: &DropOldest<RawImage>, payload: Vec<u8>) {
+    c.images.fetch_add(1, Ordering::Relaxed);
+    queue.push(RawImage {
+        payload,
+        arrived: crate::runtime::now_unix(),
+    });
+}
+
+/// An odometry message arrived on `topic`: the camera pose it gives (odometry pose × `mount`)
+/// replaces the latest one; a bad message is counted and logged.
+pub fn on_odometry(c: &RosCounters, pose: &PoseCell, mount: &Pose, topic: &str, payload: &[u8]) {
+    match Odometry::from_cdr(payload).and_then(|o| o.pose.to_pose()) {
+        Ok(base) => {
+            c.odometry.fetch_add(1, Ordering::Relaxed);
+            *pose.lock().unwrap_or_else(PoisonError::into_inner) = Some(base * mount);
+        }
+        Err(e) => {
+            c.bad_odometry.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(topic, "odometry refused: {e}");
+        }
+    }
+}
+
+/// A `std_msgs/String` question arrived on `topic`: handed to the runtime's intake, or counted
+/// as dropped when it is full, or as bad when it is not a String.
+pub fn on_question(
+    c: &RosCounters,
+    questions: &tokio::sync::mpsc::Sender<RosQuestion>,
+    topic: &str,
+    payload: &[u8],
+) {
+    c.questions.fetch_add(1, Ordering::Relaxed);
+    match StringMsg::from_cdr(payload) {
+        Ok(m) => {
+            let q = RosQuestion {
+                payload: question_payload(&m.data),
+                reply: None,
+                progress: None,
+            };
+            if questions.try_send(q).is_err() {
+                c.dropped_questions.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(topic, "question intake full: a ROS 2 question was dropped");
+            }
+        }
+        Err(e) => {
+            c.bad_questions.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(topic, "a question that is not a std_msgs/msg/String: {e}");
         }
     }
 }

@@ -12,11 +12,10 @@
 use super::{
     OutTopic, Outputs, ParamValue, PoseCell, RawImage, RosCounters, RosImageSource, RosQuestion,
     RosSide, RosStats, camera_mount, config_parameters, goal_payload, goal_result, image_type,
-    parameter_override, question_payload,
+    on_image, on_odometry, on_question, parameter_override,
 };
 use crate::api::AskProgress;
 use crate::config::{Config, Ros2Config, SourceKind};
-use crate::runtime::now_unix;
 use embodied_r_perception::DropOldest;
 use embodied_r_perception::ros::msg::{Odometry, RosType, StringMsg, TwistStamped};
 use futures::StreamExt;
@@ -173,30 +172,17 @@ impl RosNode {
             let queue = Arc::new(DropOldest::new(config.source.queue.max(1)));
             let (q, c) = (queue.clone(), counters.clone());
             tokio::spawn(stream.for_each(move |payload| {
-                c.images.fetch_add(1, Ordering::Relaxed);
-                q.push(RawImage {
-                    payload,
-                    arrived: now_unix(),
-                });
+                on_image(&c, &q, payload);
                 futures::future::ready(())
             }));
             let pose: PoseCell = Arc::new(Mutex::new(None));
             if !cfg.odom_topic.is_empty() {
                 let stream =
                     node.subscribe_raw(&cfg.odom_topic, Odometry::NAME, QosProfile::default())?;
-                let (p, c) = (pose.clone(), counters.clone());
+                let (p, c, t) = (pose.clone(), counters.clone(), cfg.odom_topic.clone());
                 let mount = camera_mount(&cfg.camera_mount);
                 tokio::spawn(stream.for_each(move |payload| {
-                    match Odometry::from_cdr(&payload).and_then(|o| o.pose.to_pose()) {
-                        Ok(base) => {
-                            c.odometry.fetch_add(1, Ordering::Relaxed);
-                            *p.lock().unwrap_or_else(PoisonError::into_inner) = Some(base * mount);
-                        }
-                        Err(e) => {
-                            c.bad_odometry.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!("odometry refused: {e}");
-                        }
-                    }
+                    on_odometry(&c, &p, &mount, &t, &payload);
                     futures::future::ready(())
                 }));
             }
@@ -213,26 +199,9 @@ impl RosNode {
             let questions = questions.clone();
             let stream =
                 node.subscribe_raw(&cfg.question_topic, StringMsg::NAME, QosProfile::default())?;
-            let c = counters.clone();
+            let (c, t) = (counters.clone(), cfg.question_topic.clone());
             tokio::spawn(stream.for_each(move |payload| {
-                c.questions.fetch_add(1, Ordering::Relaxed);
-                match StringMsg::from_cdr(&payload) {
-                    Ok(m) => {
-                        let q = RosQuestion {
-                            payload: question_payload(&m.data),
-                            reply: None,
-                            progress: None,
-                        };
-                        if questions.try_send(q).is_err() {
-                            c.dropped_questions.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!("question intake full: a ROS 2 question was dropped");
-                        }
-                    }
-                    Err(e) => {
-                        c.bad_questions.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!("a question that is not a std_msgs/msg/String: {e}");
-                    }
-                }
+                on_question(&c, &questions, &t, &payload);
                 futures::future::ready(())
             }));
         }

@@ -8,14 +8,14 @@
 use super::names::{Layout, NameError, qualify, rmw_attachment};
 use super::{
     OutTopic, Outputs, PoseCell, RawImage, RosCounters, RosImageSource, RosQuestion, RosSide,
-    RosStats, camera_mount, image_type, question_payload,
+    RosStats, camera_mount, image_type, on_image, on_odometry, on_question,
 };
 use crate::config::{Config, Ros2Config, Ros2Transport};
 use crate::runtime::now_unix;
 use embodied_r_perception::DropOldest;
 use embodied_r_perception::ros::msg::{Odometry, RosType, StringMsg, TwistStamped};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use zenoh::Wait;
 
 /// Why the ROS 2 side could not start.
@@ -220,33 +220,11 @@ impl RosZenoh {
         if !cfg.question_topic.is_empty() {
             let (_, key) =
                 subscribe_key("ros2.question_topic", &cfg.question_topic, StringMsg::NAME)?;
-            let c = counters.clone();
+            let (c, t) = (counters.clone(), cfg.question_topic.clone());
             let sub = session
                 .declare_subscriber(key.clone())
                 .callback(move |sample| {
-                    c.questions.fetch_add(1, Ordering::Relaxed);
-                    match StringMsg::from_cdr(&sample.payload().to_bytes()) {
-                        Ok(m) => {
-                            let q = RosQuestion {
-                                payload: question_payload(&m.data),
-                                reply: None,
-                                progress: None,
-                            };
-                            if questions.try_send(q).is_err() {
-                                c.dropped_questions.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(
-                                    "question intake full: a ROS 2 question was dropped"
-                                );
-                            }
-                        }
-                        Err(e) => {
-                            c.bad_questions.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(
-                                key = sample.key_expr().as_str(),
-                                "a question that is not a std_msgs/msg/String: {e}"
-                            );
-                        }
-                    }
+                    on_question(&c, &questions, &t, &sample.payload().to_bytes());
                 })
                 .wait()
                 .map_err(zerr("the question subscriber", &key))?;
@@ -256,26 +234,12 @@ impl RosZenoh {
         let pose: PoseCell = Arc::new(Mutex::new(None));
         if !cfg.odom_topic.is_empty() {
             let (_, key) = subscribe_key("ros2.odom_topic", &cfg.odom_topic, Odometry::NAME)?;
-            let (c, p) = (counters.clone(), pose.clone());
+            let (c, p, t) = (counters.clone(), pose.clone(), cfg.odom_topic.clone());
             let mount = camera_mount(&cfg.camera_mount);
             let sub = session
                 .declare_subscriber(key.clone())
                 .callback(move |sample| {
-                    let got = Odometry::from_cdr(&sample.payload().to_bytes())
-                        .and_then(|o| o.pose.to_pose());
-                    match got {
-                        Ok(base) => {
-                            c.odometry.fetch_add(1, Ordering::Relaxed);
-                            *p.lock().unwrap_or_else(PoisonError::into_inner) = Some(base * mount);
-                        }
-                        Err(e) => {
-                            c.bad_odometry.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(
-                                key = sample.key_expr().as_str(),
-                                "odometry refused: {e}"
-                            );
-                        }
-                    }
+                    on_odometry(&c, &p, &mount, &t, &sample.payload().to_bytes());
                 })
                 .wait()
                 .map_err(zerr("the odometry subscriber", &key))?;
@@ -292,13 +256,7 @@ impl RosZenoh {
             let (q, c) = (queue.clone(), counters.clone());
             let sub = session
                 .declare_subscriber(key.clone())
-                .callback(move |sample| {
-                    c.images.fetch_add(1, Ordering::Relaxed);
-                    q.push(RawImage {
-                        payload: sample.payload().to_bytes().into_owned(),
-                        arrived: now_unix(),
-                    });
-                })
+                .callback(move |sample| on_image(&c, &q, sample.payload().to_bytes().into_owned()))
                 .wait()
                 .map_err(zerr("the image subscriber", &key))?;
             subscribers.push(sub);

@@ -157,6 +157,17 @@ impl ChatTemplate {
     /// Renders `messages`; with `add_generation_prompt` the text ends where the assistant's
     /// reply begins.
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        self.render_values(messages, add_generation_prompt)
+    }
+
+    /// Renders messages of any serialisable shape, e.g. a multimodal message whose `content` is
+    /// a list of parts (`{"type": "image"}`, `{"type": "text", "text": …}`), as transformers'
+    /// `apply_chat_template` passes them.
+    pub fn render_values<M: Serialize>(
+        &self,
+        messages: &[M],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let t = self
             .env
             .get_template("chat")

@@ -96,6 +96,15 @@ pub enum Error {
     #[error("generation: {0}")]
     Generation(String),
 
+    /// An input image cannot be used (undecodable, empty, too large).
+    #[error("image {what}: {message}")]
+    Image {
+        /// Which image (file name or position).
+        what: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+
     /// The requested backend is not compiled into this binary.
     #[error("backend `{requested}` is not compiled in; this build has: {available}")]
     BackendNotCompiled {

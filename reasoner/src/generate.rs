@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
@@ -186,6 +187,83 @@ fn hf_tokenizer_config(dir: &Path) -> Result<TokenizerConfig> {
     })
 }
 
+/// The tokenizer (`tokenizer.json`, with BOS/EOS from the config, `tokenizer_config.json` and
+/// `generation_config.json`) and chat template (`tokenizer_config.json`, `chat_template.jinja`
+/// or `chat_template.json`) of a Hugging Face folder.
+pub(crate) fn hf_tokenizer_and_template(
+    dir: &Path,
+    config: &LlamaConfig,
+) -> Result<(Tokenizer, Option<ChatTemplate>)> {
+    let TokenizerConfig {
+        chat_template: template_src,
+        bos_token: bos_s,
+        eos_token: eos_s,
+        add_bos_token: add_bos,
+    } = hf_tokenizer_config(dir)?;
+    let template_src = match template_src {
+        Some(t) => Some(t),
+        None => {
+            let p = dir.join("chat_template.jinja");
+            let j = dir.join("chat_template.json");
+            if p.exists() {
+                Some(std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?)
+            } else if j.exists() {
+                // Processors of multimodal models: `{"chat_template": "..."}`.
+                let text = std::fs::read_to_string(&j).map_err(|e| Error::io(&j, e))?;
+                let v: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| Error::Config(format!("{}: invalid JSON: {e}", j.display())))?;
+                Some(
+                    v.get("chat_template")
+                        .and_then(|t| t.as_str())
+                        .ok_or_else(|| {
+                            Error::Config(format!(
+                                "{}: expected a string `chat_template`",
+                                j.display()
+                            ))
+                        })?
+                        .to_string(),
+                )
+            } else {
+                None
+            }
+        }
+    };
+    let tok_path = dir.join("tokenizer.json");
+    let mut eos_ids = config.eos_token_ids.clone();
+    let gen_path = dir.join("generation_config.json");
+    if gen_path.exists() {
+        let text = std::fs::read_to_string(&gen_path).map_err(|e| Error::io(&gen_path, e))?;
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+            match v.get("eos_token_id") {
+                Some(serde_json::Value::Number(n)) => eos_ids.extend(n.as_u64().map(|x| x as u32)),
+                Some(serde_json::Value::Array(a)) => {
+                    eos_ids.extend(a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32))
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut tokenizer = Tokenizer::from_file(
+        &tok_path,
+        config.bos_token_id,
+        vec![],
+        add_bos.unwrap_or(false),
+    )?;
+    if let Some(e) = eos_s.as_deref().and_then(|s| tokenizer.token_id(s)) {
+        eos_ids.push(e);
+    }
+    tokenizer.add_eos(&eos_ids);
+    let template = match template_src {
+        Some(src) => Some(ChatTemplate::new(
+            &src,
+            bos_s.as_deref().unwrap_or(""),
+            eos_s.as_deref().unwrap_or(""),
+        )?),
+        None => None,
+    };
+    Ok((tokenizer, template))
+}
+
 impl<B: Backend> LanguageModel<B> {
     /// Loads a `.gguf` file or a Hugging Face folder on the backend's default device.
     pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
@@ -246,58 +324,7 @@ impl<B: Backend> LanguageModel<B> {
 
     fn load_hf_dir(dir: &Path, opts: &LoadOptions, device: &B::Device) -> Result<Self> {
         let config = LlamaConfig::from_hf_json(&dir.join("config.json"))?;
-        let TokenizerConfig {
-            chat_template: template_src,
-            bos_token: bos_s,
-            eos_token: eos_s,
-            add_bos_token: add_bos,
-        } = hf_tokenizer_config(dir)?;
-        let template_src = match template_src {
-            Some(t) => Some(t),
-            None => {
-                let p = dir.join("chat_template.jinja");
-                if p.exists() {
-                    Some(std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?)
-                } else {
-                    None
-                }
-            }
-        };
-        let tok_path = dir.join("tokenizer.json");
-        let mut eos_ids = config.eos_token_ids.clone();
-        let gen_path = dir.join("generation_config.json");
-        if gen_path.exists() {
-            let text = std::fs::read_to_string(&gen_path).map_err(|e| Error::io(&gen_path, e))?;
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-                match v.get("eos_token_id") {
-                    Some(serde_json::Value::Number(n)) => {
-                        eos_ids.extend(n.as_u64().map(|x| x as u32))
-                    }
-                    Some(serde_json::Value::Array(a)) => {
-                        eos_ids.extend(a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32))
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let mut tokenizer = Tokenizer::from_file(
-            &tok_path,
-            config.bos_token_id,
-            vec![],
-            add_bos.unwrap_or(false),
-        )?;
-        if let Some(e) = eos_s.as_deref().and_then(|s| tokenizer.token_id(s)) {
-            eos_ids.push(e);
-        }
-        tokenizer.add_eos(&eos_ids);
-        let template = match template_src {
-            Some(src) => Some(Arc::new(ChatTemplate::new(
-                &src,
-                bos_s.as_deref().unwrap_or(""),
-                eos_s.as_deref().unwrap_or(""),
-            )?)),
-            None => None,
-        };
+        let (tokenizer, template) = hf_tokenizer_and_template(dir, &config)?;
         let tensors = SafetensorsSet::open_dir(dir)?;
         let model = load_model::<B>(
             &Checkpoint::HuggingFace {
@@ -311,7 +338,7 @@ impl<B: Backend> LanguageModel<B> {
         Ok(LanguageModel {
             model,
             tokenizer,
-            template,
+            template: template.map(Arc::new),
             device: device.clone(),
             source: dir.to_path_buf(),
         })
@@ -441,6 +468,38 @@ impl<B: Backend> LanguageModel<B> {
         &self,
         prompt: &[u32],
         cfg: &GenerationConfig,
+        on_token: impl FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Result<Completion> {
+        self.generate_inner(prompt, None, cfg, on_token)
+    }
+
+    /// Generates from prompt input embeddings `[1, prompt.len(), hidden]` (a vision-language
+    /// model's mix of token and image embeddings); `prompt` holds the ids at the same positions
+    /// (image positions hold the image token), for the sampler's repetition history and the
+    /// context check.
+    pub fn generate_embeds(
+        &self,
+        prompt: &[u32],
+        embeds: Tensor<B, 3>,
+        cfg: &GenerationConfig,
+        on_token: impl FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Result<Completion> {
+        let dims = embeds.dims();
+        if dims != [1, prompt.len(), self.config().hidden_size] {
+            return Err(Error::Generation(format!(
+                "prompt embeddings have shape {dims:?}; expected [1, {}, {}]",
+                prompt.len(),
+                self.config().hidden_size
+            )));
+        }
+        self.generate_inner(prompt, Some(embeds), cfg, on_token)
+    }
+
+    fn generate_inner(
+        &self,
+        prompt: &[u32],
+        embeds: Option<Tensor<B, 3>>,
+        cfg: &GenerationConfig,
         mut on_token: impl FnMut(&TokenEvent) -> ControlFlow<()>,
     ) -> Result<Completion> {
         let max_new = self.budget(prompt, cfg)?;
@@ -452,12 +511,15 @@ impl<B: Backend> LanguageModel<B> {
             ..Default::default()
         };
         let t0 = Instant::now();
-        let logits = self.model.forward_ids(
-            &[prompt.to_vec()],
-            &mut cache,
-            LogitsFor::Last,
-            &self.device,
-        )?;
+        let logits = match embeds {
+            Some(h) => self.model.forward_embeds(h, &mut cache, LogitsFor::Last),
+            None => self.model.forward_ids(
+                &[prompt.to_vec()],
+                &mut cache,
+                LogitsFor::Last,
+                &self.device,
+            )?,
+        };
         let mut logits = host_f32(logits);
         timings.prefill_s = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();

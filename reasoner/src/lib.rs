@@ -12,9 +12,11 @@
 //! - sampling and generation: one prompt, or G samples sharing one prefill (GRPO);
 //! - the Embodied-R prompts ([`prompt`]), completion parsing ([`answer`]), the reward shared by
 //!   the runtime and the trainer ([`reward`]) and the episode record with its crash-tolerant
-//!   reader and trainer exports ([`episode`]).
+//!   reader and trainer exports ([`episode`]);
+//! - the local vision-language model ([`vlm`]: SmolVLM/Idefics3), which reuses the decoder
+//!   above and takes images as plain RGB bytes.
 //!
-//! What it must not touch: cameras, frames, VLMs, networking, tokio. `perception` and this
+//! What it must not touch: cameras, frames, VLM servers, networking, tokio. `perception` and this
 //! crate do not know about each other; the `agent` crate joins them.
 //!
 //! ```no_run
@@ -50,6 +52,7 @@ pub mod quant;
 pub mod reward;
 mod sampling;
 mod tokenizer;
+pub mod vlm;
 mod weights;
 
 pub use cache::KvCache;

@@ -459,8 +459,21 @@ impl<B: Backend> Llama<B> {
         cache: &mut KvCache<B>,
         logits_for: LogitsFor,
     ) -> Tensor<B, 3> {
-        let [_, s] = tokens.dims();
-        let device = tokens.device();
+        let h = self.embed_tokens.forward(tokens);
+        self.forward_embeds(h, cache, logits_for)
+    }
+
+    /// Runs input embeddings `h: [batch, seq, hidden]` (token embeddings, or a mix of token and
+    /// image embeddings from a vision-language model) at the cache's position, like
+    /// [`Llama::forward`].
+    pub fn forward_embeds(
+        &self,
+        mut h: Tensor<B, 3>,
+        cache: &mut KvCache<B>,
+        logits_for: LogitsFor,
+    ) -> Tensor<B, 3> {
+        let [_, s, _] = h.dims();
+        let device = h.device();
         let start = cache.len();
         let rope = if is_flex::<B>() {
             RopeAt::Host {
@@ -471,7 +484,6 @@ impl<B: Backend> Llama<B> {
             let (cos, sin) = self.rope.tables::<B>(start, s, &device);
             RopeAt::Tables { cos, sin }
         };
-        let mut h = self.embed_tokens.forward(tokens);
         for (i, layer) in self.layers.iter().enumerate() {
             let a =
                 layer

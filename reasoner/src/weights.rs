@@ -325,6 +325,102 @@ impl TensorSource for SafetensorsSet {
     }
 }
 
+impl SafetensorsSet {
+    /// The tensor `name` as f32 values with its shape, or `None` when the files lack it.
+    pub fn read_f32(&self, name: &str) -> Result<Option<(Vec<usize>, Vec<f32>)>> {
+        let Some(raw) = self.raw(name)? else {
+            return Ok(None);
+        };
+        let mut v = vec![0f32; raw.shape.iter().product()];
+        dequantize_into(raw.ty, raw.bytes, &mut v)?;
+        Ok(Some((raw.shape, v)))
+    }
+
+    /// Every tensor name in the files.
+    pub fn tensor_names(&self) -> Vec<String> {
+        self.names()
+    }
+}
+
+/// The language model inside a multimodal checkpoint: its tensors live under `prefix`
+/// (`model.text_model.`) instead of `model.`; `lm_head.weight` keeps its name. Names outside
+/// the language model are invisible, so the loader's "unused tensor" check covers only it.
+struct TextSubset<'a> {
+    inner: &'a SafetensorsSet,
+    prefix: &'a str,
+}
+
+impl TensorSource for TextSubset<'_> {
+    fn scheme(&self) -> Scheme {
+        Scheme::HuggingFace
+    }
+    fn names(&self) -> Vec<String> {
+        self.inner
+            .names()
+            .into_iter()
+            .filter_map(|n| {
+                if n == "lm_head.weight" {
+                    Some(n)
+                } else {
+                    n.strip_prefix(self.prefix)
+                        .map(|rest| format!("model.{rest}"))
+                }
+            })
+            .collect()
+    }
+    fn raw(&self, name: &str) -> Result<Option<RawTensor<'_>>> {
+        match name.strip_prefix("model.") {
+            Some(rest) => self.inner.raw(&format!("{}{rest}", self.prefix)),
+            None => self.inner.raw(name),
+        }
+    }
+}
+
+/// Loads the language model of a multimodal checkpoint whose decoder tensors are named
+/// `{prefix}layers.…` (e.g. `model.text_model.`) into a [`Llama`].
+pub(crate) fn load_text_model<B: Backend>(
+    tensors: &SafetensorsSet,
+    prefix: &str,
+    config: &LlamaConfig,
+    mode: WeightMode,
+    device: &B::Device,
+) -> Result<Llama<B>> {
+    let src = TextSubset {
+        inner: tensors,
+        prefix,
+    };
+    let mut loader = Loader {
+        src: &src,
+        mode,
+        device,
+        used: HashSet::new(),
+        permute_qk: false,
+    };
+    loader.build(config.clone()).map_err(|e| match e {
+        // Report the names as the file holds them.
+        Error::MissingTensor { name, needed_for } => Error::MissingTensor {
+            name: name
+                .strip_prefix("model.")
+                .map(|r| format!("{prefix}{r}"))
+                .unwrap_or(name),
+            needed_for,
+        },
+        Error::ShapeMismatch {
+            name,
+            expected,
+            found,
+        } => Error::ShapeMismatch {
+            name: name
+                .strip_prefix("model.")
+                .map(|r| format!("{prefix}{r}"))
+                .unwrap_or(name),
+            expected,
+            found,
+        },
+        other => other,
+    })
+}
+
 /// A checkpoint on disk.
 #[derive(Debug)]
 pub enum Checkpoint {

@@ -1,0 +1,158 @@
+//! The local VLM (SmolVLM / Idefics3) against transformers, on the CPU backend: preprocessing
+//! within 1e-5, vision tower and connector within 1e-4, last-position logits within 1e-5 of
+//! their range, the greedy 16-token continuation identical; and the errors a user meets.
+#![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
+
+mod vlm_common;
+
+use std::ops::ControlFlow;
+
+use embodied_r_reasoner::backend::Cpu;
+use embodied_r_reasoner::vlm::{VisionLanguageModel, load_image};
+use embodied_r_reasoner::{GenerationConfig, LoadOptions};
+use vlm_common::*;
+
+#[test]
+fn preprocessing_matches_the_pil_processor() {
+    for model in ["smolvlm", "idefics3"] {
+        let vlm = load::<Cpu>(model);
+        let (json, tensors) = reference(model);
+        for (name, info) in json["images"].as_object().unwrap() {
+            let tiles = vlm.image_config().preprocess(&image(name));
+            assert_eq!(tiles.rows as u64, info["rows"].as_u64().unwrap(), "{name}");
+            assert_eq!(tiles.cols as u64, info["cols"].as_u64().unwrap(), "{name}");
+            let (shape, want) = &tensors[&format!("pixels.{name}")];
+            assert_eq!(shape[0], tiles.count, "{model} {name}: tiles");
+            let e = max_abs(&tiles.pixels, want);
+            assert!(e <= 1e-5, "{model} {name}: pixels off by {e}");
+        }
+    }
+}
+
+#[test]
+fn smolvlm_matches_transformers() {
+    check_prompts::<Cpu>("smolvlm", 1e-5, 16, usize::MAX);
+}
+
+#[test]
+fn idefics3_matches_transformers() {
+    check_prompts::<Cpu>("idefics3", 1e-5, 16, usize::MAX);
+}
+
+#[test]
+fn user_turn_and_streaming() {
+    let vlm = load::<Cpu>("idefics3");
+    let rendered = vlm.render_prompt(2, "Which object is closest?").unwrap();
+    assert_eq!(
+        rendered,
+        "<|im_start|>User:<image><image>Which object is closest?<end_of_utterance>\nAssistant:"
+    );
+    let images = [image("wide.png"), image("tall.png")];
+    let mut streamed = String::new();
+    let mut cfg = GenerationConfig::greedy(8);
+    cfg.stop_on_eos = false;
+    let out = vlm
+        .generate(&images, "Which object is closest?", &cfg, |ev| {
+            streamed.push_str(&ev.text);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(out.completion.tokens.len(), 8);
+    assert_eq!(streamed, out.completion.text);
+    assert_eq!((out.images, out.tiles, out.image_tokens), (2, 8, 32));
+    assert!(vlm.label().contains("Idefics3ForConditionalGeneration"));
+}
+
+fn copy_fixture(model: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixtures().join(model)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
+    }
+    tmp
+}
+
+fn load_err(dir: &std::path::Path) -> String {
+    VisionLanguageModel::<Cpu>::load(dir, &LoadOptions::default(), &Default::default())
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn clear_errors() {
+    // A language-only folder: the architectures found and the supported ones are named.
+    let lm_dir = fixtures().join("../tiny-llama");
+    let e = load_err(&lm_dir);
+    assert!(e.contains("LlamaForCausalLM"), "{e}");
+    assert!(e.contains("SmolVLMForConditionalGeneration"), "{e}");
+
+    // Missing processor settings and tokenizer.
+    let tmp = copy_fixture("idefics3");
+    std::fs::remove_file(tmp.path().join("processor_config.json")).unwrap();
+    let e = load_err(tmp.path());
+    assert!(e.contains("preprocessor_config.json"), "{e}");
+    let tmp = copy_fixture("idefics3");
+    std::fs::remove_file(tmp.path().join("tokenizer.json")).unwrap();
+    let e = load_err(tmp.path());
+    assert!(e.contains("tokenizer.json"), "{e}");
+
+    // A weight of the wrong shape names the tensor.
+    let tmp = copy_fixture("idefics3");
+    let cfg = std::fs::read_to_string(tmp.path().join("config.json")).unwrap();
+    std::fs::write(
+        tmp.path().join("config.json"),
+        cfg.replace(
+            "\"intermediate_size\": 64,\n    \"layer_norm_eps\"",
+            "\"intermediate_size\": 48,\n    \"layer_norm_eps\"",
+        ),
+    )
+    .unwrap();
+    let e = load_err(tmp.path());
+    assert!(
+        e.contains("model.vision_model.encoder.layers.0.mlp.fc1.weight"),
+        "{e}"
+    );
+
+    // An image that is not an image.
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("frame.png");
+    std::fs::write(&bad, b"not a png at all").unwrap();
+    let e = load_image(&bad).unwrap_err().to_string();
+    assert!(e.contains("frame.png") && e.contains("PNG or JPEG"), "{e}");
+
+    // A prompt that overflows the context says by how much.
+    let tmp = copy_fixture("idefics3");
+    let cfg = std::fs::read_to_string(tmp.path().join("config.json")).unwrap();
+    std::fs::write(
+        tmp.path().join("config.json"),
+        cfg.replace(
+            "\"max_position_embeddings\": 2048",
+            "\"max_position_embeddings\": 40",
+        ),
+    )
+    .unwrap();
+    let vlm =
+        VisionLanguageModel::<Cpu>::load(tmp.path(), &LoadOptions::default(), &Default::default())
+            .unwrap();
+    let e = vlm
+        .generate(
+            &[image("wide.png")],
+            "Describe.",
+            &GenerationConfig::greedy(4),
+            |_| ControlFlow::Continue(()),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("context is 40") && e.contains("too many"), "{e}");
+
+    // More images than placeholders.
+    let vlm = load::<Cpu>("idefics3");
+    let e = vlm
+        .prepare(
+            "<|im_start|>User:<image>x",
+            &[image("wide.png"), image("tall.png")],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("1 `<image>` placeholders but 2 images"), "{e}");
+}

@@ -203,6 +203,8 @@ pub enum DescriberKind {
     Sim,
     /// An OpenAI-compatible VLM server (`[describer.openai]`).
     Openai,
+    /// A vision-language model in this process (`describer.vlm`, a SmolVLM/Idefics3 folder).
+    Local,
 }
 
 /// `[describer]`.
@@ -225,6 +227,10 @@ pub struct DescriberConfig {
     pub cache: usize,
     /// OpenAI-compatible server settings.
     pub openai: OpenAiConfig,
+    /// Local describer: the Hugging Face VLM folder (SmolVLM, SmolVLM2, Idefics3).
+    pub vlm: Option<PathBuf>,
+    /// Local describer: most tokens per frame description.
+    pub vlm_max_tokens: usize,
 }
 
 impl Default for DescriberConfig {
@@ -238,6 +244,8 @@ impl Default for DescriberConfig {
             seed: 0,
             cache: 64,
             openai: OpenAiConfig::default(),
+            vlm: None,
+            vlm_max_tokens: 256,
         }
     }
 }
@@ -940,8 +948,34 @@ impl Config {
             return bad(
                 "describer.kind",
                 "\"sim\"".into(),
-                "\"openai\" unless source.kind = \"sim\" (the sim describer reads the simulator's ground truth)",
+                "\"openai\" or \"local\" unless source.kind = \"sim\" (the sim describer reads the simulator's ground truth)",
             );
+        }
+        if d.kind == DescriberKind::Local {
+            match &d.vlm {
+                None => {
+                    return bad(
+                        "describer.vlm",
+                        "nothing".into(),
+                        "the path of a vision-language model folder (SmolVLM, SmolVLM2, Idefics3) with describer.kind = \"local\"",
+                    );
+                }
+                Some(p) if !p.join("config.json").is_file() => {
+                    return bad(
+                        "describer.vlm",
+                        format!("{:?}", p.display().to_string()),
+                        "a Hugging Face model folder holding config.json",
+                    );
+                }
+                Some(_) => {}
+            }
+            if d.vlm_max_tokens == 0 || d.vlm_max_tokens > 4096 {
+                return bad(
+                    "describer.vlm_max_tokens",
+                    d.vlm_max_tokens.to_string(),
+                    "1..=4096",
+                );
+            }
         }
         let r = &self.reasoner;
         if r.max_tokens == 0 || r.max_tokens > 8192 {
@@ -1151,6 +1185,16 @@ mod tests {
             ("[zenoh]\nmode = \"client\"", "zenoh.connect", "router"),
             ("[buffer]\nwindow_max = 2", "buffer.window_max", "4..=256"),
             ("[describer]\nmiss = 1.5", "describer.miss", "probability"),
+            (
+                "[source]\nkind = \"folder\"\npath = \"x\"\n[describer]\nkind = \"local\"",
+                "describer.vlm",
+                "SmolVLM",
+            ),
+            (
+                "[source]\nkind = \"folder\"\npath = \"x\"\n[describer]\nkind = \"local\"\nvlm = \"/nonexistent/vlm\"",
+                "describer.vlm",
+                "config.json",
+            ),
         ] {
             let e = load(text, &[], &[]).unwrap_err().to_string();
             assert!(

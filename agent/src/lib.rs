@@ -12,6 +12,8 @@
 //!   `keyframes`, `status` publications and a liveliness token;
 //! - the ROS 2 side ([`ros2`]): topics over zenoh in zenoh-bridge-ros2dds' or rmw_zenoh's
 //!   layout, or a ROS 2 node through r2r (feature `ros2`);
+//! - the local describer ([`local_vlm`]): perception's `Describer` on the reasoner's in-process
+//!   vision-language model, with the same prompts and reply parsing as a VLM server;
 //! - the crash-safe episode log writer ([`episodes`]; the record schema and reader are the
 //!   reasoner's, shared with the trainer).
 //!
@@ -25,6 +27,7 @@ pub mod client;
 pub mod config;
 pub mod engine;
 pub mod episodes;
+pub mod local_vlm;
 pub mod ros2;
 pub mod runtime;
 pub mod stats;

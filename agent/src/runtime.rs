@@ -305,6 +305,12 @@ impl Runtime {
                         .map_err(|e| AgentError::Describer(e.to_string()))?;
                 Arc::new(Cached::new(c, d.cache.max(1)))
             }
+            DescriberKind::Local => {
+                let dir = d.vlm.as_ref().ok_or_else(|| {
+                    AgentError::Describer("describer.kind = \"local\" needs describer.vlm".into())
+                })?;
+                local_describer(dir, d.vlm_max_tokens, d.cache.max(1))?
+            }
         })
     }
 
@@ -680,6 +686,31 @@ fn r2r_side(config: &Config, questions: mpsc::Sender<RosQuestion>) -> Result<Ros
 fn r2r_side(_: &Config, _: mpsc::Sender<RosQuestion>) -> Result<RosStart, AgentError> {
     Err(AgentError::Ros2(
         "ros2.transport = \"r2r\" needs a build with the `ros2` feature inside a sourced ROS 2 (see README, ROS 2); without ROS 2 installed use \"bridge\" or \"rmw_zenoh\"".into(),
+    ))
+}
+
+/// The local VLM describer on the CPU backend (the runtime's reasoner runs there too).
+#[cfg(feature = "flex")]
+fn local_describer(
+    dir: &std::path::Path,
+    max_tokens: usize,
+    cache: usize,
+) -> Result<Arc<dyn Describer>, AgentError> {
+    let d = crate::local_vlm::LocalDescriber::<embodied_r_reasoner::backend::Cpu>::load(
+        dir, max_tokens,
+    )
+    .map_err(|e| AgentError::Describer(e.to_string()))?;
+    Ok(Arc::new(Cached::new(d, cache)))
+}
+
+#[cfg(not(feature = "flex"))]
+fn local_describer(
+    _: &std::path::Path,
+    _: usize,
+    _: usize,
+) -> Result<Arc<dyn Describer>, AgentError> {
+    Err(AgentError::Describer(
+        "describer.kind = \"local\" needs a build with the CPU backend (feature `flex`)".into(),
     ))
 }
 

@@ -1,7 +1,7 @@
 //! # embodied-r-launch
 //!
 //! The `embodied-r` command line: the runtime (`run`, `config check`, `demo`), its operator
-//! console (`ask`, `watch`), the episode log (`episodes`), `chat`, `train`, `eval`, `bench`,
+//! console (`ask`, `watch`), the episode log (`episodes`), `chat`, `describe`, `train`, `eval`, `bench`,
 //! `fetch-model`, `keyframes`, `sim` and `ros2 play`.
 //!
 //! Owns argument parsing, logging set-up, the model fetch and the benchmark harness. Must not
@@ -10,8 +10,10 @@
 mod bench;
 mod bench_runtime;
 mod bench_train;
+mod bench_vlm;
 mod chat;
 mod demo;
+mod describe;
 mod episodes_cli;
 mod eval_cli;
 mod fetch;
@@ -67,6 +69,8 @@ pub enum Command {
     Episodes(episodes_cli::EpisodesCommand),
     /// Chat with a language model: streams the answer to stdout, speed to stderr.
     Chat(ChatArgs),
+    /// Describe images with a local vision-language model (SmolVLM / Idefics3 folder).
+    Describe(describe::DescribeArgs),
     /// Accuracy per category and overall on a benchmark, with format and consistency rates.
     Eval(eval_cli::EvalArgs),
     /// Fine-tune the reasoning LM with GRPO (format + accuracy + consistency rewards).
@@ -97,6 +101,9 @@ pub enum BenchCommand {
     Runtime(bench_runtime::RuntimeBenchArgs),
     /// GRPO training throughput: rollout and update tokens/s on one group.
     Train(bench_train::TrainBenchArgs),
+    /// The local vision-language model: image encode ms, prefill and decode tokens/s, peak
+    /// memory, at a full-size configuration with random weights.
+    Vlm(bench_vlm::VlmBenchArgs),
 }
 
 /// How the model's matrices are kept (see the README's "Speed and exactness").
@@ -226,12 +233,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Watch(a) => runtime_cli::watch(&a),
         Command::Episodes(c) => episodes_cli::run(&c),
         Command::Chat(a) => chat::run(&a),
+        Command::Describe(a) => describe::run(&a),
         Command::Train(a) => train_cli::run(&a),
         Command::Eval(a) => eval_cli::run(&a),
         Command::Bench(BenchCommand::Lm(a)) => bench::run(&a),
         Command::Bench(BenchCommand::Keyframes(a)) => keyframes::bench(&a),
         Command::Bench(BenchCommand::Runtime(a)) => bench_runtime::run(&a),
         Command::Bench(BenchCommand::Train(a)) => bench_train::run(&a),
+        Command::Bench(BenchCommand::Vlm(a)) => bench_vlm::run(&a),
         Command::Sim(c) => sim::run(&c),
         Command::Ros2(c) => ros2_cli::run(&c),
         Command::Keyframes(a) => keyframes::run(&a),

@@ -139,6 +139,15 @@ pub(crate) fn clean(s: &str) -> String {
         .join(" ")
 }
 
+/// A reply to the first-frame prompt as frame 0's description: no action, the text with
+/// markdown emphasis stripped and whitespace collapsed.
+pub fn parse_first_reply(reply: &str) -> FrameDescription {
+    FrameDescription {
+        action: None,
+        view: clean(reply),
+    }
+}
+
 /// Parses a reply to the pair prompt: the action from item 1 (any of the ten, found anywhere in
 /// the item), the view from items 2 and 3. Items are numbered lines — `1.`, `1)`, `**1.**`,
 /// `### 1.` — and a number inside a sentence (`1.5 m`, `11.`) is not an item. Without item 1

@@ -441,10 +441,7 @@ impl OpenAiDescriber {
             message,
         })?;
         Ok(if i == 0 {
-            FrameDescription {
-                action: None,
-                view: super::clean(&reply),
-            }
+            super::parse_first_reply(&reply)
         } else {
             parse_reply(&reply)
         })

@@ -17,6 +17,7 @@
 //! frames.
 
 pub mod config;
+pub mod presets;
 pub mod processor;
 pub mod resize;
 pub mod siglip;

@@ -17,9 +17,13 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Tensor, TensorData};
 
+use rayon::prelude::*;
+
 use super::config::VisionConfig;
 use crate::error::{Error, Result};
+use crate::host::{is_flex, with_flex_mut, with_host};
 use crate::layers::Linear;
+use crate::layers::host_f32;
 use crate::weights::SafetensorsSet;
 
 /// LayerNorm with weight and bias over the last dimension (biased variance, as PyTorch).
@@ -34,8 +38,32 @@ pub struct LayerNorm<B: Backend> {
 }
 
 impl<B: Backend> LayerNorm<B> {
-    /// Normalises the last dimension.
+    /// Normalises the last dimension: on the CPU backend one parallel pass per row (mean and
+    /// variance in f32 as PyTorch computes them), elsewhere burn ops.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        if is_flex::<B>() {
+            let dims = x.dims();
+            let d = dims[D - 1];
+            let w = host_f32(self.weight.val());
+            let b = host_f32(self.bias.val());
+            let eps = self.eps as f32;
+            let device = x.device();
+            let out = with_host(x, |xs| {
+                let mut out = vec![0f32; xs.len()];
+                out.par_chunks_mut(d)
+                    .zip(xs.par_chunks(d))
+                    .for_each(|(o, r)| {
+                        let mean = r.iter().sum::<f32>() / d as f32;
+                        let var = r.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+                        let inv = 1.0 / (var + eps).sqrt();
+                        for (((o, x), w), b) in o.iter_mut().zip(r).zip(&w).zip(&b) {
+                            *o = (x - mean) * inv * w + b;
+                        }
+                    });
+                out
+            });
+            return Tensor::from_data(TensorData::new(out, dims), &device);
+        }
         let mean = x.clone().mean_dim(D - 1);
         let xc = x - mean;
         let var = xc.clone().square().mean_dim(D - 1);
@@ -67,11 +95,31 @@ pub struct EncoderLayer<B: Backend> {
     tanh_gelu: bool,
 }
 
-/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, PyTorch's `gelu(approximate="tanh")`.
+/// √(2/π).
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+
+/// PyTorch's `gelu(approximate="tanh")` on one value, in f32 as PyTorch computes it.
+fn gelu_tanh_scalar(x: f32) -> f32 {
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
+}
+
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, PyTorch's `gelu(approximate="tanh")`. On the
+/// CPU backend one parallel pass over the buffer, in place; elsewhere burn ops.
 fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    const C: f64 = 0.797_884_560_802_865_4; // √(2/π)
-    let inner = (x.clone() + x.clone().powi_scalar(3).mul_scalar(0.044_715)).mul_scalar(C);
-    x.clone().mul_scalar(0.5) * (inner.tanh().add_scalar(1.0))
+    let x = if is_flex::<B>() {
+        match with_flex_mut(x, |buf| {
+            buf.par_chunks_mut(1 << 14)
+                .for_each(|c| c.iter_mut().for_each(|v| *v = gelu_tanh_scalar(*v)))
+        }) {
+            Ok((t, ())) => return t,
+            Err(t) => t,
+        }
+    } else {
+        x
+    };
+    let cube = x.clone() * x.clone() * x.clone();
+    let inner = (x.clone() + cube.mul_scalar(0.044_715)).mul_scalar(f64::from(SQRT_2_OVER_PI));
+    x.mul_scalar(0.5) * (inner.tanh().add_scalar(1.0))
 }
 
 impl<B: Backend> EncoderLayer<B> {
@@ -344,6 +392,28 @@ mod tests {
                 * x
                 * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh());
             assert!((g as f64 - want).abs() < 1e-6, "{x}: {g} vs {want}");
+        }
+    }
+
+    #[test]
+    fn gelu_host_and_tensor_paths_agree() {
+        let dev = Default::default();
+        let xs: Vec<f32> = (0..64).map(|i| (i as f32 - 32.0) / 7.0).collect();
+        let t = Tensor::<Cpu, 1>::from_data(TensorData::new(xs.clone(), [64]), &dev);
+        let host = gelu_tanh(t)
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .unwrap();
+        let a =
+            Tensor::<burn::backend::Autodiff<Cpu>, 1>::from_data(TensorData::new(xs, [64]), &dev);
+        let ops = gelu_tanh(a)
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .unwrap();
+        for (h, o) in host.iter().zip(&ops) {
+            assert!((h - o).abs() < 1e-6, "{h} vs {o}");
         }
     }
 

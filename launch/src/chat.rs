@@ -87,25 +87,9 @@ fn run_on<B: Backend>(args: &ChatArgs) -> Result<()> {
         stop: args.stop.clone(),
         stop_on_eos: true,
     };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut write_err = None;
-    let done = lm.generate_ids(&ids, &cfg, |ev| {
-        if let Err(e) = out.write_all(ev.text.as_bytes()).and_then(|_| out.flush()) {
-            // A closed pipe (e.g. `| head`) ends generation instead of wasting compute.
-            write_err = Some(e);
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    })?;
-    if let Some(e) = write_err
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        return Err(e).context("writing to stdout");
-    }
-    if std::io::stdout().is_terminal() {
-        let _ = writeln!(out);
-    }
+    let mut sink = StdoutSink::new();
+    let done = lm.generate_ids(&ids, &cfg, |ev| sink.write(&ev.text))?;
+    sink.finish()?;
     let t = done.timings;
     #[allow(clippy::print_stderr)]
     {
@@ -121,4 +105,49 @@ fn run_on<B: Backend>(args: &ChatArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Streams generated text to stdout. A closed pipe (e.g. `| head`) ends generation instead of
+/// wasting compute and is not an error; a newline ends the text on a terminal.
+pub(crate) struct StdoutSink {
+    out: std::io::StdoutLock<'static>,
+    err: Option<std::io::Error>,
+}
+
+impl StdoutSink {
+    /// Locks stdout.
+    pub(crate) fn new() -> Self {
+        StdoutSink {
+            out: std::io::stdout().lock(),
+            err: None,
+        }
+    }
+
+    /// Writes one piece; `Break` once stdout fails.
+    pub(crate) fn write(&mut self, text: &str) -> ControlFlow<()> {
+        match self
+            .out
+            .write_all(text.as_bytes())
+            .and_then(|_| self.out.flush())
+        {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                self.err = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    /// Reports a write error other than a closed pipe.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        if let Some(e) = self.err.take()
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(e).context("writing to stdout");
+        }
+        if std::io::stdout().is_terminal() {
+            let _ = writeln!(self.out);
+        }
+        Ok(())
+    }
 }

@@ -1,8 +1,6 @@
 //! `embodied-r describe`: one user turn of images and a prompt through a local vision-language
 //! model; only the generated text goes to stdout, speed to stderr.
 
-use std::io::{IsTerminal, Write};
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -11,6 +9,8 @@ use embodied_r_reasoner::vlm::{VisionLanguageModel, load_image};
 use embodied_r_reasoner::{
     GenerationConfig, LoadOptions, SamplingConfig, WeightMode, with_backend,
 };
+
+use crate::chat::StdoutSink;
 
 /// Arguments of `embodied-r describe`.
 #[derive(Debug, clap::Args)]
@@ -73,24 +73,9 @@ fn run_on<B: Backend>(args: &DescribeArgs) -> Result<()> {
         stop: vec![],
         stop_on_eos: true,
     };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut write_err = None;
-    let done = vlm.generate(&images, &args.prompt, &cfg, |ev| {
-        if let Err(e) = out.write_all(ev.text.as_bytes()).and_then(|_| out.flush()) {
-            write_err = Some(e);
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    })?;
-    if let Some(e) = write_err
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        return Err(e).context("writing to stdout");
-    }
-    if std::io::stdout().is_terminal() {
-        let _ = writeln!(out);
-    }
+    let mut sink = StdoutSink::new();
+    let done = vlm.generate(&images, &args.prompt, &cfg, |ev| sink.write(&ev.text))?;
+    sink.finish()?;
     let t = done.completion.timings;
     #[allow(clippy::print_stderr)]
     {

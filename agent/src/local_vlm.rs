@@ -17,7 +17,7 @@ use embodied_r_perception::describe::{
 };
 use embodied_r_perception::video_text::FrameDescription;
 use embodied_r_reasoner::backend::Backend;
-use embodied_r_reasoner::vlm::{VisionLanguageModel, decode_image};
+use embodied_r_reasoner::vlm::{Rgb8, VisionLanguageModel, decode_image};
 use embodied_r_reasoner::{GenerationConfig, LoadOptions, WeightMode};
 
 /// A [`Describer`] backed by a local vision-language model.
@@ -54,7 +54,7 @@ impl<B: Backend> LocalDescriber<B> {
     fn describe_one(
         &self,
         vlm: &VisionLanguageModel<B>,
-        window: &[KeyFrame],
+        images: &[Rgb8],
         i: usize,
         question: &str,
         deadline: Instant,
@@ -64,20 +64,15 @@ impl<B: Backend> LocalDescriber<B> {
             frame: i,
             message,
         };
-        let (prompt, frames) = if i == 0 {
-            (first_frame_prompt(question), &window[..1])
+        let (prompt, images) = if i == 0 {
+            (first_frame_prompt(question), &images[..1])
         } else {
-            (pair_prompt(question), &window[i - 1..=i])
+            (pair_prompt(question), &images[i - 1..=i])
         };
-        let images = frames
-            .iter()
-            .map(|kf| decode_image(&kf.jpeg, &format!("key frame {}", kf.seq)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| endpoint(e.to_string()))?;
         let cfg = GenerationConfig::greedy(self.max_tokens);
         let mut late = false;
         let out = vlm
-            .generate(&images, &prompt, &cfg, |_| {
+            .generate(images, &prompt, &cfg, |_| {
                 if Instant::now() >= deadline {
                     late = true;
                     ControlFlow::Break(())
@@ -122,6 +117,20 @@ impl<B: Backend> Describer for LocalDescriber<B> {
         if window.is_empty() {
             return Err(DescribeError::EmptyWindow);
         }
+        // Every key frame but the ends is in two prompts: decode each JPEG once.
+        let images = window
+            .iter()
+            .enumerate()
+            .map(|(i, kf)| {
+                decode_image(&kf.jpeg, &format!("key frame {}", kf.seq)).map_err(|e| {
+                    DescribeError::Endpoint {
+                        describer: self.label.clone(),
+                        frame: i,
+                        message: e.to_string(),
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let vlm = self.vlm.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = Vec::with_capacity(window.len());
         for i in 0..window.len() {
@@ -131,7 +140,7 @@ impl<B: Backend> Describer for LocalDescriber<B> {
                     frame: i,
                 });
             }
-            out.push(self.describe_one(&vlm, window, i, question, deadline)?);
+            out.push(self.describe_one(&vlm, &images, i, question, deadline)?);
         }
         Ok(out)
     }

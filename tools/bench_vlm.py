@@ -11,6 +11,8 @@ and prints the same four figures for float32 and bfloat16:
 encode = preprocessing + vision tower + connector (+ the prompt's token embeddings), prefill =
 the language model over the whole prompt, decode = greedy tokens after it (EOS ignored). Peak
 memory is the process's ru_maxrss after the run (each dtype runs in its own process).
+SmolVLM folders and Qwen2.5-VL folders (M-RoPE positions from the model's get_rope_index) are
+both handled; the folder's config.json decides.
 
 Usage:
   embodied-r bench vlm --config smolvlm-256m --images 1 --threads 2 --keep /tmp/smolvlm-256m
@@ -42,34 +44,58 @@ def frame(i):
     return np.stack([r, g, b], -1)
 
 
-def run_one(folder, images, threads, dtype, decode_tokens):
-    import torch
-    from PIL import Image
-    from transformers import (PreTrainedTokenizerFast, SmolVLMForConditionalGeneration,
-                              SmolVLMImageProcessorPil, SmolVLMProcessor, SmolVLMVideoProcessor)
+def load(folder, dt):
+    """The model, its processor and the language-model callable for this folder's family."""
+    from transformers import PreTrainedTokenizerFast
 
-    torch.set_num_threads(threads)
-    dt = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     pc = json.load(open(os.path.join(folder, "processor_config.json")))
     ipc = {k: v for k, v in pc["image_processor"].items() if k != "image_processor_type"}
+    tc = json.load(open(os.path.join(folder, "tokenizer_config.json")))
     tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(folder, "tokenizer.json"),
-                                  bos_token="<|im_start|>", eos_token="<end_of_utterance>",
-                                  pad_token="<|im_end|>", unk_token="<unk>")
+                                  **{k: tc[k] for k in ("bos_token", "eos_token", "pad_token", "unk_token") if k in tc})
     template = open(os.path.join(folder, "chat_template.jinja")).read()
+    arch = json.load(open(os.path.join(folder, "config.json")))["architectures"][0]
+    if arch.startswith("Qwen2_5_VL"):
+        from transformers import (Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, Qwen2VLImageProcessorPil,
+                                  Qwen2VLVideoProcessor)
+
+        proc = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessorPil(**ipc), tokenizer=tok,
+                                   video_processor=Qwen2VLVideoProcessor(), chat_template=template)
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(folder, dtype=dt, attn_implementation="sdpa")
+        return "qwen", model, proc, model.model.language_model
+    from transformers import SmolVLMForConditionalGeneration, SmolVLMImageProcessorPil, SmolVLMProcessor, SmolVLMVideoProcessor
+
     proc = SmolVLMProcessor(image_processor=SmolVLMImageProcessorPil(**ipc), tokenizer=tok,
                             video_processor=SmolVLMVideoProcessor(), image_seq_len=pc["image_seq_len"],
                             chat_template=template)
     model = SmolVLMForConditionalGeneration.from_pretrained(folder, dtype=dt, attn_implementation="sdpa")
+    return "smolvlm", model, proc, model.model.text_model
+
+
+def run_one(folder, images, threads, dtype, decode_tokens):
+    import torch
+    from PIL import Image
+
+    torch.set_num_threads(threads)
+    dt = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    family, model, proc, lm = load(folder, dt)
     model.eval()
     imgs = [Image.fromarray(frame(i)) for i in range(images)]
     content = [{"type": "image"} for _ in imgs] + [{"type": "text", "text": PROMPT}]
     text = proc.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
     with torch.inference_mode():
         t0 = time.perf_counter()
-        inputs = proc(text=[text], images=[imgs], return_tensors="pt")
-        pv = inputs["pixel_values"].to(dt)
+        if family == "qwen":
+            inputs = proc(text=[text], images=imgs, return_tensors="pt")
+            pv = inputs["pixel_values"].to(dt)
+            feats = model.model.get_image_features(pixel_values=pv, image_grid_thw=inputs["image_grid_thw"])
+            tiles = len(imgs)
+        else:
+            inputs = proc(text=[text], images=[imgs], return_tensors="pt")
+            pv = inputs["pixel_values"].to(dt)
+            feats = model.model.get_image_features(pixel_values=pv, pixel_attention_mask=inputs["pixel_attention_mask"])
+            tiles = int(pv.shape[1])
         embeds = model.model.get_input_embeddings()(inputs["input_ids"])
-        feats = model.model.get_image_features(pixel_values=pv, pixel_attention_mask=inputs["pixel_attention_mask"])
         pooled = feats.pooler_output if hasattr(feats, "pooler_output") else feats
         encode_s = time.perf_counter() - t0
         n = inputs["input_ids"].shape[1]
@@ -78,21 +104,30 @@ def run_one(folder, images, threads, dtype, decode_tokens):
         if isinstance(pooled, (list, tuple)):
             pooled = torch.cat([p.reshape(-1, p.shape[-1]) for p in pooled])
         embeds = embeds.masked_scatter(mask.unsqueeze(-1), pooled.reshape(-1, pooled.shape[-1]).to(embeds.dtype))
+        kw, delta = {}, 0
+        if family == "qwen":
+            pos, delta = model.model.get_rope_index(inputs["input_ids"], inputs["mm_token_type_ids"],
+                                                    image_grid_thw=inputs["image_grid_thw"])
+            kw = {"position_ids": pos}
+            delta = int(delta[0, 0])
         t1 = time.perf_counter()
-        out = model.model.text_model(inputs_embeds=embeds, use_cache=True)
+        out = lm(inputs_embeds=embeds, use_cache=True, **kw)
         logits = model.lm_head(out.last_hidden_state[:, -1:])
         prefill_s = time.perf_counter() - t1
         past = out.past_key_values
         tokv = logits.argmax(-1)
         t2 = time.perf_counter()
-        for _ in range(decode_tokens - 1):
-            o = model.model.text_model(input_ids=tokv, past_key_values=past, use_cache=True)
+        for step in range(decode_tokens - 1):
+            kw = {}
+            if family == "qwen":
+                kw = {"position_ids": torch.full((3, 1, 1), n + step + delta, dtype=torch.long)}
+            o = lm(input_ids=tokv, past_key_values=past, use_cache=True, **kw)
             past = o.past_key_values
             tokv = model.lm_head(o.last_hidden_state).argmax(-1)
         decode_s = time.perf_counter() - t2
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {
-        "dtype": dtype, "images": images, "tiles": int(pv.shape[1]), "prompt_tokens": int(n),
+        "dtype": dtype, "images": images, "tiles": tiles, "prompt_tokens": int(n),
         "encode_ms_per_image": encode_s * 1000 / images, "prefill_tok_s": n / prefill_s,
         "decode_tok_s": (decode_tokens - 1) / decode_s, "peak_mib": peak, "threads": threads,
     }

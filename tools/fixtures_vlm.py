@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """Writes the local-VLM parity fixtures (run by hand; the Rust tests then run without Python).
 
-Two tiny random-weight vision-language models of the real architectures, built and run with
+Three tiny random-weight vision-language models of the real architectures, built and run with
 transformers on CPU in float32 with eager attention:
 
 - smolvlm/: `SmolVLMForConditionalGeneration` with SmolLM2's real 49k tokenizer (from the
   embedded GGUF) plus SmolVLM's image tokens, tied embeddings, GQA 4:2.
 - idefics3/: `Idefics3ForConditionalGeneration` with the small BPE of tiny-tokenizer/ plus the
   same image tokens, untied lm_head, GQA 4:1.
+- qwen2_5_vl/: `Qwen2_5_VLForConditionalGeneration` with tiny-tokenizer/ plus Qwen's vision
+  tokens, untied lm_head, GQA 4:2, M-RoPE sections [2, 3, 3]; vision tower of 4 blocks with 4-px
+  patches, 2x2 merge, 16-px windows (blocks 1 and 3 attend to the whole image), dynamic
+  resolution to multiples of 8 between 512 and 1600 pixels (both bounds hit by the images).
 
-Both: SigLIP vision tower (32-px tiles, 8-px patches, 2 layers), pixel-shuffle connector
+The Idefics3 pair: SigLIP vision tower (32-px tiles, 8-px patches, 2 layers), pixel-shuffle connector
 (scale 2: 4 tokens per tile), image splitting on (longest edge 64: up to 2x2 tiles + the global
 image), two images per prompt. Weights are rounded to bfloat16 and saved as bf16 safetensors
 (what real checkpoints hold); the reference numbers are computed in float32 from those rounded
@@ -261,6 +265,110 @@ def write_model(kind, tok, seed, image_dir):
             os.remove(p)
 
 
+QWEN_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+QWEN_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+
+
+def qwen_tokenizer():
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=os.path.join(ROOT, "tiny-tokenizer", "tokenizer.json"),
+        bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+    )
+    tok.add_special_tokens({"additional_special_tokens": QWEN_TOKENS})
+    return tok
+
+
+def write_qwen(seed, image_dir):
+    from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
+                              Qwen2VLImageProcessorPil, Qwen2VLVideoProcessor)
+
+    kind = "qwen2_5_vl"
+    tok = qwen_tokenizer()
+    d = os.path.join(OUT, kind)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_TOKENS}
+    vision = dict(depth=4, hidden_size=32, intermediate_size=48, num_heads=2, in_channels=3, patch_size=4,
+                  spatial_merge_size=2, temporal_patch_size=2, window_size=16, out_hidden_size=64,
+                  fullatt_block_indexes=[1, 3], hidden_act="silu", tokens_per_second=2)
+    text = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-6,
+                max_position_embeddings=2048,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None)
+    cfg = Qwen2_5_VLConfig(vision_config=vision, text_config=text, image_token_id=ids["<|image_pad|>"],
+                           video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+                           vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=False)
+    model = Qwen2_5_VLForConditionalGeneration(cfg)
+    model.config._attn_implementation = "eager"
+    for sub in (model.model.visual, model.model.language_model):
+        sub.config._attn_implementation = "eager"
+    randomise(model, seed)
+    round_to_bf16(model)
+    model.eval()
+    ip = Qwen2VLImageProcessorPil(patch_size=4, merge_size=2, temporal_patch_size=2,
+                                  size={"shortest_edge": 512, "longest_edge": 1600})
+    proc = Qwen2_5_VLProcessor(image_processor=ip, tokenizer=tok, video_processor=Qwen2VLVideoProcessor(),
+                               chat_template=QWEN_TEMPLATE)
+    tensors = {}
+    ref = {"architecture": type(model).__name__, "images": {}, "prompts": []}
+    for path in sorted(glob.glob(os.path.join(image_dir, "*.png"))):
+        name = os.path.basename(path)
+        img = Image.open(path).convert("RGB")
+        out = ip(images=[img], return_tensors="pt")
+        tensors[f"pixels.{name}"] = out["pixel_values"].contiguous()
+        t, h, w = out["image_grid_thw"][0].tolist()
+        ref["images"][name] = {"width": img.width, "height": img.height, "grid": [t, h, w]}
+    for i, (content, names) in enumerate(zip(PROMPTS, PROMPT_IMAGES)):
+        messages = [{"role": "user", "content": content}]
+        text_in = proc.apply_chat_template(messages, add_generation_prompt=True)
+        images = [Image.open(os.path.join(image_dir, n)).convert("RGB") for n in names]
+        inputs = proc(text=[text_in], images=images, return_tensors="pt")
+        with torch.no_grad():
+            vis = model.model.visual(inputs["pixel_values"], grid_thw=inputs["image_grid_thw"]).pooler_output
+            out = model(**inputs)
+            logits = out.logits[0, -1].contiguous()
+            gen = model.generate(**inputs, max_new_tokens=16, do_sample=False, eos_token_id=None,
+                                 min_new_tokens=16, pad_token_id=tok.pad_token_id)
+            pos, delta = model.model.get_rope_index(inputs["input_ids"], inputs["mm_token_type_ids"],
+                                                    image_grid_thw=inputs["image_grid_thw"])
+        tensors[f"prompt{i}.vision"] = vis.contiguous()
+        tensors[f"prompt{i}.logits"] = logits
+        ids_ = inputs["input_ids"][0].tolist()
+        new = gen[0, len(ids_):].tolist()
+        ref["prompts"].append({
+            "messages": messages, "images": names, "rendered": text_in, "input_ids": ids_,
+            "positions": pos[:, 0].tolist(), "rope_delta": int(delta[0, 0]),
+            "greedy": new, "greedy_text": tok.decode(new, skip_special_tokens=False),
+        })
+        print(kind, i, "tokens", len(ids_), "grids", inputs["image_grid_thw"].tolist(), "greedy", new[:6])
+    model.to(torch.bfloat16).save_pretrained(d, safe_serialization=True)
+    proc.save_pretrained(d)
+    for extra in ("video_preprocessor_config.json",):
+        p = os.path.join(d, extra)
+        if os.path.exists(p):
+            os.remove(p)
+    refdir = os.path.join(OUT, "reference")
+    os.makedirs(refdir, exist_ok=True)
+    save_file(tensors, os.path.join(refdir, f"{kind}.safetensors"))
+    with open(os.path.join(refdir, f"{kind}.json"), "w") as f:
+        json.dump(ref, f, indent=1)
+
+
 def main():
     torch.manual_seed(0)
     gguf = sys.argv[1] if len(sys.argv) > 1 else None
@@ -272,6 +380,7 @@ def main():
     image_dir = write_images()
     write_model("smolvlm", smollm2_tokenizer(gguf), 1, image_dir)
     write_model("idefics3", tiny_tokenizer(), 2, image_dir)
+    write_qwen(3, image_dir)
     for root, _, files in os.walk(OUT):
         for f in files:
             p = os.path.join(root, f)

@@ -162,9 +162,7 @@ fn measure<B: Backend>(
     let encode_s = t1.elapsed().as_secs_f64();
     let mut cfg = GenerationConfig::greedy(args.decode_tokens.max(1));
     cfg.stop_on_eos = false;
-    let out = vlm
-        .language_model()
-        .generate_embeds(&prepared.ids, embeds, &cfg, |_| ControlFlow::Continue(()))?;
+    let out = vlm.generate_prepared(&prepared, embeds, &cfg, |_| ControlFlow::Continue(()))?;
     let t = out.timings;
     #[allow(clippy::print_stderr)]
     {

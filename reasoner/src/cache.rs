@@ -17,6 +17,8 @@ pub struct KvCache<B: Backend> {
     len: usize,
     capacity: usize,
     batch: usize,
+    /// Rotary position of the next token minus `len` (non-zero after a multimodal prompt).
+    rope_offset: i64,
 }
 
 impl<B: Backend> KvCache<B> {
@@ -28,6 +30,7 @@ impl<B: Backend> KvCache<B> {
             len: 0,
             capacity: capacity.max(1),
             batch: 0,
+            rope_offset: 0,
         }
     }
 
@@ -51,6 +54,18 @@ impl<B: Backend> KvCache<B> {
         self.layers.iter_mut().for_each(|l| *l = None);
         self.len = 0;
         self.batch = 0;
+        self.rope_offset = 0;
+    }
+
+    /// Rotary position of the next token minus [`KvCache::len`]: 0 for text, set by a
+    /// multimodal prefill whose image positions are 2-D.
+    pub fn rope_offset(&self) -> i64 {
+        self.rope_offset
+    }
+
+    /// Sets the offset (see [`KvCache::rope_offset`]).
+    pub fn set_rope_offset(&mut self, offset: i64) {
+        self.rope_offset = offset;
     }
 
     /// Makes sure `layer` has room for positions `..end` for `b` sequences of `h` heads of

@@ -10,26 +10,10 @@ use std::cell::RefCell;
 
 use crate::quant::{SharedSlice, row_dots, weighted_rows, worker_pool};
 
-/// Applies rotate-half RoPE in place to `x`, laid out `[b, s, heads, hd]`, for positions
-/// `start..start + s`.
-pub(crate) fn rope_in_place(
-    x: &mut [f32],
-    [b, s, heads, hd]: [usize; 4],
-    start: usize,
-    inv_freq: &[f32],
-    scale: f32,
-) {
+/// Applies rotate-half RoPE in place to `x`, laid out `[b, s, heads, hd]`, with half-width
+/// tables `cos, sin: [s, hd / 2]` (one row per position).
+pub(crate) fn rope_apply(x: &mut [f32], [b, s, heads, hd]: [usize; 4], cos: &[f32], sin: &[f32]) {
     let half = hd / 2;
-    let mut cos = vec![0f32; s * half];
-    let mut sin = vec![0f32; s * half];
-    for p in 0..s {
-        let pos = (start + p) as f32;
-        for (i, f) in inv_freq.iter().enumerate().take(half) {
-            let a = pos * f;
-            cos[p * half + i] = a.cos() * scale;
-            sin[p * half + i] = a.sin() * scale;
-        }
-    }
     for (row, v) in x.chunks_exact_mut(hd).enumerate().take(b * s * heads) {
         let p = (row / heads) % s;
         let (c, sn) = (

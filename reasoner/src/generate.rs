@@ -17,7 +17,7 @@ use crate::config::LlamaConfig;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::layers::{WeightMode, host_f32};
-use crate::model::{Llama, LogitsFor};
+use crate::model::{Llama, LogitsFor, MultiPositions};
 use crate::quant::ActivationMode;
 use crate::sampling::{Sampler, SamplingConfig};
 use crate::tokenizer::{TextStream, Tokenizer};
@@ -492,13 +492,48 @@ impl<B: Backend> LanguageModel<B> {
                 self.config().hidden_size
             )));
         }
-        self.generate_inner(prompt, Some(embeds), cfg, on_token)
+        self.generate_inner(prompt, Some((embeds, None)), cfg, on_token)
+    }
+
+    /// [`LanguageModel::generate_embeds`] with multimodal rotary positions for the prompt
+    /// (Qwen2-VL's M-RoPE), one `[t, h, w]` per prompt token.
+    pub fn generate_embeds_at(
+        &self,
+        prompt: &[u32],
+        embeds: Tensor<B, 3>,
+        positions: MultiPositions<'_>,
+        cfg: &GenerationConfig,
+        on_token: impl FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Result<Completion> {
+        let dims = embeds.dims();
+        if dims != [1, prompt.len(), self.config().hidden_size] {
+            return Err(Error::Generation(format!(
+                "prompt embeddings have shape {dims:?}; expected [1, {}, {}]",
+                prompt.len(),
+                self.config().hidden_size
+            )));
+        }
+        if positions.ids.len() != prompt.len() {
+            return Err(Error::Generation(format!(
+                "{} rotary positions for a prompt of {} tokens",
+                positions.ids.len(),
+                prompt.len()
+            )));
+        }
+        let half = self.config().head_dim / 2;
+        if positions.section.iter().sum::<usize>() != half {
+            return Err(Error::Generation(format!(
+                "the M-RoPE sections {:?} must sum to half the head width ({half})",
+                positions.section
+            )));
+        }
+        self.generate_inner(prompt, Some((embeds, Some(positions))), cfg, on_token)
     }
 
     fn generate_inner(
         &self,
         prompt: &[u32],
-        embeds: Option<Tensor<B, 3>>,
+        embeds: Option<(Tensor<B, 3>, Option<MultiPositions<'_>>)>,
         cfg: &GenerationConfig,
         mut on_token: impl FnMut(&TokenEvent) -> ControlFlow<()>,
     ) -> Result<Completion> {
@@ -512,7 +547,10 @@ impl<B: Backend> LanguageModel<B> {
         };
         let t0 = Instant::now();
         let logits = match embeds {
-            Some(h) => self.model.forward_embeds(h, &mut cache, LogitsFor::Last),
+            Some((h, positions)) => {
+                self.model
+                    .forward_embeds_at(h, &mut cache, LogitsFor::Last, positions)
+            }
             None => self.model.forward_ids(
                 &[prompt.to_vec()],
                 &mut cache,

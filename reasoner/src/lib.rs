@@ -63,7 +63,7 @@ pub use generate::{
     Completion, FinishReason, GenerationConfig, LanguageModel, LoadOptions, Timings, TokenEvent,
 };
 pub use layers::{Embedding, Linear, Lora, RmsNorm, WeightMode};
-pub use model::{Llama, LogitsFor, NamedTensor, Rope};
+pub use model::{Llama, LogitsFor, MultiPositions, NamedTensor, Rope};
 pub use quant::ActivationMode;
 pub use sampling::{Sampler, SamplingConfig};
 pub use tokenizer::Tokenizer;

@@ -15,7 +15,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::cache::KvCache;
 use crate::config::LlamaConfig;
-use crate::cpu_attention::{AttnShape, causal_attention, rope_in_place, write_kv};
+use crate::cpu_attention::{AttnShape, causal_attention, rope_apply, write_kv};
 use crate::error::{Error, Result};
 use crate::host::{from_host, is_flex};
 use crate::layers::host_f32;
@@ -50,37 +50,73 @@ impl Rope {
         self.scale
     }
 
-    /// cos and sin tables `[1, 1, s, head_dim]` for positions `start..start + s`.
-    fn tables<B: Backend>(
-        &self,
-        start: usize,
-        s: usize,
-        device: &B::Device,
-    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    /// Half-width cos and sin tables `[s, head_dim / 2]` (scaled) for `s` positions, where
+    /// `pos(p, i)` is position `p`'s position for frequency `i` (the same for every `i` except
+    /// under multimodal RoPE).
+    fn half_tables(&self, s: usize, pos: impl Fn(usize, usize) -> f32) -> (Vec<f32>, Vec<f32>) {
         let half = self.inv_freq.len();
-        let d = 2 * half;
-        let mut cos = vec![0f32; s * d];
-        let mut sin = vec![0f32; s * d];
+        let mut cos = vec![0f32; s * half];
+        let mut sin = vec![0f32; s * half];
         for p in 0..s {
-            let pos = (start + p) as f32;
             for (i, f) in self.inv_freq.iter().enumerate() {
-                let a = pos * f;
-                let (sn, cs) = (a.sin() * self.scale, a.cos() * self.scale);
-                cos[p * d + i] = cs;
-                cos[p * d + half + i] = cs;
-                sin[p * d + i] = sn;
-                sin[p * d + half + i] = sn;
+                let a = pos(p, i) * f;
+                cos[p * half + i] = a.cos() * self.scale;
+                sin[p * half + i] = a.sin() * self.scale;
             }
         }
-        (
-            Tensor::from_data(TensorData::new(cos, [1, 1, s, d]), device),
-            Tensor::from_data(TensorData::new(sin, [1, 1, s, d]), device),
-        )
+        (cos, sin)
+    }
+}
+
+/// Full-width tables `[1, 1, s, head_dim]` (each half repeated) from half-width ones.
+pub(crate) fn full_tables<B: Backend>(
+    cos: &[f32],
+    sin: &[f32],
+    s: usize,
+    device: &B::Device,
+) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    let half = cos.len() / s.max(1);
+    let widen = |t: &[f32]| -> Vec<f32> {
+        t.chunks_exact(half.max(1))
+            .flat_map(|row| row.iter().chain(row.iter()).copied())
+            .collect()
+    };
+    (
+        Tensor::from_data(TensorData::new(widen(cos), [1, 1, s, 2 * half]), device),
+        Tensor::from_data(TensorData::new(widen(sin), [1, 1, s, 2 * half]), device),
+    )
+}
+
+/// Multimodal rotary positions (Qwen2-VL's M-RoPE) for one prompt: a temporal, height and
+/// width position per token, and how the rotary frequencies are split among the three.
+#[derive(Debug, Clone, Copy)]
+pub struct MultiPositions<'a> {
+    /// `[t, h, w]` per prompt token.
+    pub ids: &'a [[u32; 3]],
+    /// Frequencies per stream (`mrope_section`), summing to `head_dim / 2`.
+    pub section: [usize; 3],
+}
+
+impl MultiPositions<'_> {
+    /// Which of the three streams frequency `i` takes its position from.
+    fn stream(&self, i: usize) -> usize {
+        let [a, b, _] = self.section;
+        if i < a {
+            0
+        } else if i < a + b {
+            1
+        } else {
+            2
+        }
     }
 }
 
 /// `x·cos + rotate_half(x)·sin` on `x: [b, heads, s, head_dim]`.
-fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 4> {
+pub(crate) fn apply_rope<B: Backend>(
+    x: Tensor<B, 4>,
+    cos: &Tensor<B, 4>,
+    sin: &Tensor<B, 4>,
+) -> Tensor<B, 4> {
     let d = x.dims()[3];
     let half = d / 2;
     let x1 = x.clone().narrow(3, 0, half);
@@ -122,7 +158,7 @@ impl<B: Backend> Attention<B> {
     fn forward(
         &self,
         x: Tensor<B, 3>,
-        rope: &RopeAt<'_, B>,
+        rope: &RopeAt<B>,
         cache: &mut KvCache<B>,
         layer: usize,
     ) -> Tensor<B, 3> {
@@ -132,26 +168,14 @@ impl<B: Backend> Attention<B> {
         let k = self.k_proj.forward(x.clone());
         let v = self.v_proj.forward(x);
         let out = match rope {
-            RopeAt::Host { rope, start } => {
+            RopeAt::Host { cos, sin, start } => {
                 // CPU backend: RoPE and attention on the host, straight from the cache buffers.
                 let device = q.device();
                 let mut q = host_f32(q);
                 let mut k = host_f32(k);
                 let v = host_f32(v);
-                rope_in_place(
-                    &mut q,
-                    [b, s, nh, hd],
-                    *start,
-                    rope.inv_freq(),
-                    rope.scale(),
-                );
-                rope_in_place(
-                    &mut k,
-                    [b, s, nkv, hd],
-                    *start,
-                    rope.inv_freq(),
-                    rope.scale(),
-                );
+                rope_apply(&mut q, [b, s, nh, hd], cos, sin);
+                rope_apply(&mut k, [b, s, nkv, hd], cos, sin);
                 let mut out = vec![0f32; b * s * nh * hd];
                 let done = cache.with_host_layer(layer, [b, nkv, hd], s, &device, |kc, vc, cap| {
                     let sh = AttnShape {
@@ -235,11 +259,13 @@ impl<B: Backend> Attention<B> {
 /// A tensor by name: Hugging Face name, shape, row-major f32 values.
 pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 
-/// How RoPE reaches the attention block: the frequencies, for the host kernels, or cos/sin
-/// tables as tensors, for the burn path.
-enum RopeAt<'a, B: Backend> {
+/// How RoPE reaches the attention block: half-width cos/sin tables on the host, for the host
+/// kernels (with the cache position the new keys go to), or full-width tables as tensors, for
+/// the burn path.
+enum RopeAt<B: Backend> {
     Host {
-        rope: &'a Rope,
+        cos: Vec<f32>,
+        sin: Vec<f32>,
         start: usize,
     },
     Tables {
@@ -468,20 +494,43 @@ impl<B: Backend> Llama<B> {
     /// [`Llama::forward`].
     pub fn forward_embeds(
         &self,
+        h: Tensor<B, 3>,
+        cache: &mut KvCache<B>,
+        logits_for: LogitsFor,
+    ) -> Tensor<B, 3> {
+        self.forward_embeds_at(h, cache, logits_for, None)
+    }
+
+    /// [`Llama::forward_embeds`] with explicit multimodal rotary positions for the new tokens
+    /// (`None`: sequential from the cache's rotary position). After a multimodal prefill the
+    /// cache remembers the offset between its length and the next rotary position (Qwen2-VL's
+    /// `rope_deltas`), so the tokens generated after it continue from the largest position.
+    pub fn forward_embeds_at(
+        &self,
         mut h: Tensor<B, 3>,
         cache: &mut KvCache<B>,
         logits_for: LogitsFor,
+        positions: Option<MultiPositions<'_>>,
     ) -> Tensor<B, 3> {
         let [_, s, _] = h.dims();
         let device = h.device();
         let start = cache.len();
-        let rope = if is_flex::<B>() {
-            RopeAt::Host {
-                rope: &self.rope,
-                start,
+        let (cos, sin) = match positions {
+            Some(mp) if mp.ids.len() == s => {
+                let next = mp.ids.iter().flatten().copied().max().map_or(0, |m| m + 1);
+                cache.set_rope_offset(i64::from(next) - (start + s) as i64);
+                self.rope
+                    .half_tables(s, |p, i| mp.ids[p][mp.stream(i)] as f32)
             }
+            _ => {
+                let first = start as i64 + cache.rope_offset();
+                self.rope.half_tables(s, |p, _| (first + p as i64) as f32)
+            }
+        };
+        let rope = if is_flex::<B>() {
+            RopeAt::Host { cos, sin, start }
         } else {
-            let (cos, sin) = self.rope.tables::<B>(start, s, &device);
+            let (cos, sin) = full_tables::<B>(&cos, &sin, s, &device);
             RopeAt::Tables { cos, sin }
         };
         for (i, layer) in self.layers.iter().enumerate() {

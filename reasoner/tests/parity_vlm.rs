@@ -1,6 +1,7 @@
-//! The local VLM (SmolVLM / Idefics3) against transformers, on the CPU backend: preprocessing
-//! within 1e-5, vision tower and connector within 1e-4, last-position logits within 1e-5 of
-//! their range, the greedy 16-token continuation identical; and the errors a user meets.
+//! The local VLM (SmolVLM, Idefics3, Qwen2.5-VL) against transformers, on the CPU backend:
+//! preprocessing within 1e-5, vision tower and image features within 1e-4, Qwen's rotary
+//! positions identical, last-position logits within 1e-5 of their range, the greedy 16-token
+//! continuation identical; and the errors a user meets.
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
 mod vlm_common;
@@ -8,22 +9,36 @@ mod vlm_common;
 use std::ops::ControlFlow;
 
 use embodied_r_reasoner::backend::Cpu;
-use embodied_r_reasoner::vlm::{VisionLanguageModel, load_image};
+use embodied_r_reasoner::vlm::{PreparedImage, VisionLanguageModel, load_image};
 use embodied_r_reasoner::{GenerationConfig, LoadOptions};
 use vlm_common::*;
 
 #[test]
 fn preprocessing_matches_the_pil_processor() {
-    for model in ["smolvlm", "idefics3"] {
+    for model in ["smolvlm", "idefics3", "qwen2_5_vl"] {
         let vlm = load::<Cpu>(model);
         let (json, tensors) = reference(model);
         for (name, info) in json["images"].as_object().unwrap() {
-            let tiles = vlm.image_config().preprocess(&image(name));
-            assert_eq!(tiles.rows as u64, info["rows"].as_u64().unwrap(), "{name}");
-            assert_eq!(tiles.cols as u64, info["cols"].as_u64().unwrap(), "{name}");
             let (shape, want) = &tensors[&format!("pixels.{name}")];
-            assert_eq!(shape[0], tiles.count, "{model} {name}: tiles");
-            let e = max_abs(&tiles.pixels, want);
+            let pixels = match vlm.preprocess(&image(name)).unwrap() {
+                PreparedImage::Tiles(tiles) => {
+                    assert_eq!(tiles.rows as u64, info["rows"].as_u64().unwrap(), "{name}");
+                    assert_eq!(tiles.cols as u64, info["cols"].as_u64().unwrap(), "{name}");
+                    assert_eq!(shape[0], tiles.count, "{model} {name}: tiles");
+                    tiles.pixels
+                }
+                PreparedImage::Patches(p) => {
+                    let grid: Vec<usize> = ids(&info["grid"]).iter().map(|&x| x as usize).collect();
+                    assert_eq!(p.grid.to_vec(), grid, "{model} {name}: grid");
+                    assert_eq!(
+                        shape.as_slice(),
+                        &[p.count(), p.patch_len],
+                        "{model} {name}"
+                    );
+                    p.pixels
+                }
+            };
+            let e = max_abs(&pixels, want);
             assert!(e <= 1e-5, "{model} {name}: pixels off by {e}");
         }
     }
@@ -37,6 +52,11 @@ fn smolvlm_matches_transformers() {
 #[test]
 fn idefics3_matches_transformers() {
     check_prompts::<Cpu>("idefics3", 1e-5, 16, usize::MAX);
+}
+
+#[test]
+fn qwen2_5_vl_matches_transformers() {
+    check_prompts::<Cpu>("qwen2_5_vl", 1e-5, 16, usize::MAX);
 }
 
 #[test]
@@ -155,4 +175,53 @@ fn clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("1 `<image>` placeholders but 2 images"), "{e}");
+}
+
+#[test]
+fn qwen_errors_are_named() {
+    // A processor that cuts other patches than the tower takes.
+    let tmp = copy_fixture("qwen2_5_vl");
+    let p = std::fs::read_to_string(tmp.path().join("processor_config.json")).unwrap();
+    std::fs::write(
+        tmp.path().join("processor_config.json"),
+        p.replacen("\"patch_size\": 4", "\"patch_size\": 7", 1),
+    )
+    .unwrap();
+    let e = load_err(tmp.path());
+    assert!(
+        e.contains("7-pixel patches") && e.contains("4-pixel patches"),
+        "{e}"
+    );
+
+    // A config that disagrees with the weights names the tensor.
+    let tmp = copy_fixture("qwen2_5_vl");
+    let c = std::fs::read_to_string(tmp.path().join("config.json")).unwrap();
+    std::fs::write(
+        tmp.path().join("config.json"),
+        c.replace("\"intermediate_size\": 48", "\"intermediate_size\": 40"),
+    )
+    .unwrap();
+    let e = load_err(tmp.path());
+    assert!(e.contains("visual.blocks.0.mlp.gate_proj.weight"), "{e}");
+
+    // The prompt's placeholders are Qwen's.
+    let vlm = load::<Cpu>("qwen2_5_vl");
+    assert_eq!(vlm.image_placeholder(), "<|image_pad|>");
+    let e = vlm
+        .prepare("<|im_start|>user\nno image here", &[image("wide.png")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("0 `<|image_pad|>` placeholders but 1 images"),
+        "{e}"
+    );
+    // An image more than 200 times wider than tall is refused as transformers refuses it.
+    let thin = embodied_r_reasoner::vlm::Rgb8::new(402, 2, vec![9; 402 * 2 * 3]).unwrap();
+    let e = vlm
+        .generate(&[thin], "Describe.", &GenerationConfig::greedy(2), |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("402×2") && e.contains("200"), "{e}");
 }

@@ -14,4 +14,5 @@ fn wgpu_vlm_matches_transformers() {
     // 6 tokens.
     vlm_common::check_prompts::<Wgpu>("smolvlm", 1e-3, 6, 1);
     vlm_common::check_prompts::<Wgpu>("idefics3", 1e-3, 0, 2);
+    vlm_common::check_prompts::<Wgpu>("qwen2_5_vl", 1e-3, 4, 1);
 }

@@ -15,15 +15,17 @@ use std::time::{Duration, Instant};
 const VLM: &str = "reasoner/tests/fixtures/vlm/idefics3";
 const IMAGES: &str = "reasoner/tests/fixtures/vlm/images";
 
-fn reference() -> Value {
-    let p = workspace().join("reasoner/tests/fixtures/vlm/reference/idefics3.json");
+fn reference(model: &str) -> Value {
+    let p = workspace().join(format!(
+        "reasoner/tests/fixtures/vlm/reference/{model}.json"
+    ));
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
-#[test]
-fn describe_prints_what_transformers_generated() {
-    let r = reference();
-    // Prompt 0 of the fixtures is one user turn: wide.png, tall.png, then this text.
+/// Runs `describe` on prompt 0 of `model`'s fixtures (wide.png, tall.png, then a text) and
+/// checks stdout is transformers' greedy text; returns stderr.
+fn describe_matches(model: &str) -> String {
+    let r = reference(model);
     let case = &r["prompts"][0];
     assert_eq!(case["images"], serde_json::json!(["wide.png", "tall.png"]));
     let text = case["messages"][0]["content"][2]["text"].as_str().unwrap();
@@ -33,8 +35,9 @@ fn describe_prints_what_transformers_generated() {
         .iter()
         .map(|t| t.as_u64().unwrap() as u32)
         .collect();
+    let dir = format!("reasoner/tests/fixtures/vlm/{model}");
     let tok = Tokenizer::from_file(
-        &workspace().join(VLM).join("tokenizer.json"),
+        &workspace().join(&dir).join("tokenizer.json"),
         None,
         vec![],
         false,
@@ -45,7 +48,7 @@ fn describe_prints_what_transformers_generated() {
         &[
             "describe",
             "--vlm",
-            VLM,
+            &dir,
             "--image",
             &format!("{IMAGES}/wide.png"),
             "--image",
@@ -60,8 +63,20 @@ fn describe_prints_what_transformers_generated() {
         &[],
     );
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, want, "stdout must be exactly the generated text");
+    assert_eq!(
+        out, want,
+        "{model}: stdout must be exactly the generated text"
+    );
+    err
+}
+
+#[test]
+fn describe_prints_what_transformers_generated() {
+    let err = describe_matches("idefics3");
     assert!(err.contains("2 images → 8 tiles, 32 image tokens"), "{err}");
+    // Qwen2.5-VL: each image at its own resolution (8×12 and 16×6 patches → 24 + 24 tokens).
+    let err = describe_matches("qwen2_5_vl");
+    assert!(err.contains("2 images → 2 tiles, 48 image tokens"), "{err}");
 }
 
 #[test]

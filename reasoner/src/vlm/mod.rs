@@ -1,17 +1,22 @@
 //! A vision-language model in burn: the local describer that runs beside the reasoner on the
 //! same backends (flex on CPU, wgpu, cuda).
 //!
-//! Supported: the Idefics3 family — `SmolVLMForConditionalGeneration` (SmolVLM, SmolVLM2) and
-//! `Idefics3ForConditionalGeneration` — from a Hugging Face folder (`config.json`,
-//! `*.safetensors`, `tokenizer.json`, the processor's JSON and the chat template). The language
-//! model inside is the crate's [`Llama`](crate::Llama), loaded from the `model.text_model.*`
-//! tensors; the vision tower and connector are in [`siglip`].
+//! Supported, from a Hugging Face folder (`config.json`, `*.safetensors`, `tokenizer.json`, the
+//! processor's JSON and the chat template):
+//! - the Idefics3 family — `SmolVLMForConditionalGeneration` (SmolVLM, SmolVLM2) and
+//!   `Idefics3ForConditionalGeneration`: the language model is the crate's
+//!   [`Llama`](crate::Llama), loaded from the `model.text_model.*` tensors; the SigLIP tower and
+//!   connector are in [`siglip`], the tiling processor in [`processor`];
+//! - `Qwen2_5_VLForConditionalGeneration`: the language model is the crate's Qwen2 decoder
+//!   (`model.*` or `model.language_model.*`) run with multimodal rotary positions
+//!   ([`MultiPositions`](crate::MultiPositions)); the windowed vision transformer is in [`qwen`],
+//!   the dynamic-resolution processor in [`qwen_processor`].
 //!
 //! One call ([`VisionLanguageModel::generate`]) renders a user turn — the images in order, then
 //! the prompt — with the model's own chat template, preprocesses every image as transformers'
-//! PIL processor does ([`processor`], [`resize`]), expands each `<image>` into its tile layout,
-//! encodes the tiles, puts the image features where the image tokens are, and generates with
-//! the language model's sampler.
+//! PIL processor does ([`resize`] is Pillow's resampler), expands each image placeholder into
+//! its token layout, encodes the images, puts the image features where the image tokens are,
+//! and generates with the language model's sampler.
 //!
 //! Images come in as plain RGB bytes ([`Rgb8`]); this crate still knows nothing of cameras or
 //! frames.
@@ -19,6 +24,8 @@
 pub mod config;
 pub mod presets;
 pub mod processor;
+pub mod qwen;
+pub mod qwen_processor;
 pub mod resize;
 pub mod siglip;
 
@@ -36,25 +43,63 @@ use crate::error::{Error, Result};
 use crate::generate::hf_tokenizer_and_template;
 use crate::generate::{Completion, GenerationConfig, LanguageModel, LoadOptions, TokenEvent};
 use crate::layers::host_f32;
+use crate::model::MultiPositions;
 use crate::weights::{SafetensorsSet, load_text_model};
 
-pub use config::{SUPPORTED_ARCHITECTURES, VisionConfig, VlmConfig, VlmFamily};
+pub use config::{
+    QwenVisionConfig, SUPPORTED_ARCHITECTURES, TowerConfig, VisionConfig, VlmConfig, VlmFamily,
+};
 pub use processor::{Idefics3ImageConfig, ImageTokens, Tiles};
+pub use qwen::QwenVisionTower;
+pub use qwen_processor::{Patches, QwenImageConfig};
 pub use resize::{Filter, Rgb8};
 pub use siglip::SiglipTower;
 
 /// Where the language model's tensors live in an Idefics3-family checkpoint.
 const TEXT_PREFIX: &str = "model.text_model.";
 
+/// Qwen2-VL's image placeholder.
+const QWEN_IMAGE_TOKEN: &str = "<|image_pad|>";
+
+/// The vision side of a loaded model, with its processor.
+enum Vision<B: Backend> {
+    Idefics3 {
+        tower: Box<SiglipTower<B>>,
+        images: Idefics3ImageConfig,
+        tokens: ImageTokens,
+        seq_len: usize,
+    },
+    Qwen {
+        tower: Box<QwenVisionTower<B>>,
+        images: QwenImageConfig,
+    },
+}
+
 /// A loaded vision-language model.
 pub struct VisionLanguageModel<B: Backend> {
     lm: LanguageModel<B>,
-    tower: SiglipTower<B>,
+    vision: Vision<B>,
     config: VlmConfig,
-    images: Idefics3ImageConfig,
-    tokens: ImageTokens,
-    seq_len: usize,
     source: PathBuf,
+}
+
+/// One preprocessed image.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PreparedImage {
+    /// Idefics3 family: square tiles plus the global image.
+    Tiles(Tiles),
+    /// Qwen2.5-VL: patches at the image's own (resized) resolution.
+    Patches(Patches),
+}
+
+impl PreparedImage {
+    /// Pieces the tower encodes separately (tiles; 1 for a Qwen image).
+    pub fn tiles(&self) -> usize {
+        match self {
+            PreparedImage::Tiles(t) => t.count,
+            PreparedImage::Patches(_) => 1,
+        }
+    }
 }
 
 impl<B: Backend> std::fmt::Debug for VisionLanguageModel<B> {
@@ -66,20 +111,24 @@ impl<B: Backend> std::fmt::Debug for VisionLanguageModel<B> {
     }
 }
 
-/// A prompt ready to run: its token ids (image positions hold the image token) and the
-/// preprocessed images in prompt order.
+/// A prompt ready to run: its token ids (image positions hold the image token), the
+/// preprocessed images in prompt order and, for Qwen2.5-VL, the rotary position of every token.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     /// Token ids of the expanded prompt.
     pub ids: Vec<u32>,
     /// One entry per image.
-    pub images: Vec<Tiles>,
+    pub images: Vec<PreparedImage>,
+    /// Image tokens among `ids`.
+    pub image_tokens: usize,
+    /// `[t, h, w]` rotary positions per token (Qwen2.5-VL's M-RoPE); `None`: sequential.
+    pub positions: Option<Vec<[u32; 3]>>,
 }
 
 impl Prepared {
-    /// Tiles over all images.
+    /// Tiles over all images (one per Qwen image).
     pub fn tiles(&self) -> usize {
-        self.images.iter().map(|t| t.count).sum()
+        self.images.iter().map(PreparedImage::tiles).sum()
     }
 }
 
@@ -135,6 +184,21 @@ pub fn decode_image(bytes: &[u8], what: &str) -> Result<Rgb8> {
     })
 }
 
+/// Fails when the tokenizer lacks `token`, which the image layout needs.
+fn require_token(tokenizer: &crate::Tokenizer, token: &str, path: &Path) -> Result<u32> {
+    tokenizer.token_id(token).ok_or_else(|| {
+        Error::Tokenizer(format!(
+            "{}: the tokenizer has no `{token}` token, which the image layout needs",
+            path.display()
+        ))
+    })
+}
+
+/// The first of `names` the folder holds a tensor for.
+fn first_present<'a>(names: &HashSet<String>, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates.iter().copied().find(|c| names.contains(*c))
+}
+
 impl<B: Backend> VisionLanguageModel<B> {
     /// Loads a Hugging Face folder on `device`.
     pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions, device: &B::Device) -> Result<Self> {
@@ -167,28 +231,6 @@ impl<B: Backend> VisionLanguageModel<B> {
                     ))
                 })?,
         };
-        let images = Idefics3ImageConfig::from_json(&image_json)
-            .map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
-        if images.tile != config.vision.image_size {
-            return Err(Error::Config(format!(
-                "{}: the processor cuts {}-pixel tiles but the vision tower takes {}-pixel images",
-                dir.display(),
-                images.tile,
-                config.vision.image_size
-            )));
-        }
-        let seq_len = config.tokens_per_tile();
-        if let Some(n) = processor
-            .as_ref()
-            .and_then(|p| p.get("image_seq_len"))
-            .and_then(|n| n.as_u64())
-            && n as usize != seq_len
-        {
-            return Err(Error::Config(format!(
-                "{}: processor_config.json says {n} image tokens per tile, the model makes {seq_len}",
-                dir.display()
-            )));
-        }
         let tok_path = dir.join("tokenizer.json");
         if !tok_path.exists() {
             return Err(Error::io(
@@ -200,47 +242,130 @@ impl<B: Backend> VisionLanguageModel<B> {
             ));
         }
         let (tokenizer, template) = hf_tokenizer_and_template(dir, &config.text)?;
-        let tokens = ImageTokens::default();
-        for t in [&tokens.image, &tokens.fake_around, &tokens.global] {
-            if tokenizer.token_id(t).is_none() {
-                return Err(Error::Tokenizer(format!(
-                    "{}: the tokenizer has no `{t}` token, which the image layout needs",
-                    tok_path.display()
-                )));
-            }
-        }
-        if tokenizer.token_id(&tokens.image) != Some(config.image_token_id) {
+        let image_token = match &config.tower {
+            TowerConfig::Siglip { .. } => ImageTokens::default().image,
+            TowerConfig::Qwen(_) => QWEN_IMAGE_TOKEN.to_string(),
+        };
+        let found = require_token(&tokenizer, &image_token, &tok_path)?;
+        if found != config.image_token_id {
             return Err(Error::Config(format!(
-                "config.json says the image token is {} but the tokenizer maps `{}` to {:?}",
-                config.image_token_id,
-                tokens.image,
-                tokenizer.token_id(&tokens.image)
+                "config.json says the image token is {} but the tokenizer maps `{image_token}` \
+                 to {found}",
+                config.image_token_id
             )));
         }
         let tensors = SafetensorsSet::open_dir(dir)?;
-        let llama =
-            load_text_model::<B>(&tensors, TEXT_PREFIX, &config.text, opts.weights, device)?;
+        let names: HashSet<String> = tensors.tensor_names().into_iter().collect();
         let mut reader = siglip::Reader::<B> {
             set: &tensors,
             device,
             used: Vec::new(),
         };
-        let tower = SiglipTower::load(
-            &mut reader,
-            &config.vision,
-            config.scale_factor,
-            config.text.hidden_size,
-        )?;
+        let (text_prefix, vision) = match &config.tower {
+            TowerConfig::Siglip {
+                vision,
+                scale_factor,
+            } => {
+                let images = Idefics3ImageConfig::from_json(&image_json)
+                    .map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
+                if images.tile != vision.image_size {
+                    return Err(Error::Config(format!(
+                        "{}: the processor cuts {}-pixel tiles but the vision tower takes \
+                         {}-pixel images",
+                        dir.display(),
+                        images.tile,
+                        vision.image_size
+                    )));
+                }
+                let seq_len = config.tokens_per_tile();
+                if let Some(n) = processor
+                    .as_ref()
+                    .and_then(|p| p.get("image_seq_len"))
+                    .and_then(|n| n.as_u64())
+                    && n as usize != seq_len
+                {
+                    return Err(Error::Config(format!(
+                        "{}: processor_config.json says {n} image tokens per tile, the model \
+                         makes {seq_len}",
+                        dir.display()
+                    )));
+                }
+                let tokens = ImageTokens::default();
+                for t in [&tokens.fake_around, &tokens.global] {
+                    require_token(&tokenizer, t, &tok_path)?;
+                }
+                let tower = Box::new(SiglipTower::load(
+                    &mut reader,
+                    vision,
+                    *scale_factor,
+                    config.text.hidden_size,
+                )?);
+                (
+                    TEXT_PREFIX,
+                    Vision::Idefics3 {
+                        tower,
+                        images,
+                        tokens,
+                        seq_len,
+                    },
+                )
+            }
+            TowerConfig::Qwen(vc) => {
+                let images = QwenImageConfig::from_json(&image_json)
+                    .map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
+                if (
+                    images.patch_size,
+                    images.merge_size,
+                    images.temporal_patch_size,
+                ) != (vc.patch_size, vc.spatial_merge_size, vc.temporal_patch_size)
+                {
+                    return Err(Error::Config(format!(
+                        "{}: the processor makes {}-pixel patches merged {}×{} over {} frames, \
+                         the vision tower takes {}-pixel patches merged {}×{} over {} frames",
+                        dir.display(),
+                        images.patch_size,
+                        images.merge_size,
+                        images.merge_size,
+                        images.temporal_patch_size,
+                        vc.patch_size,
+                        vc.spatial_merge_size,
+                        vc.spatial_merge_size,
+                        vc.temporal_patch_size
+                    )));
+                }
+                // Published checkpoints: `visual.*` + `model.*`; transformers 5 in memory:
+                // `model.visual.*` + `model.language_model.*`.
+                let vision_prefix = if names.contains("model.visual.patch_embed.proj.weight") {
+                    "model.visual"
+                } else {
+                    "visual"
+                };
+                let text_prefix = match first_present(
+                    &names,
+                    &[
+                        "model.language_model.embed_tokens.weight",
+                        "model.embed_tokens.weight",
+                    ],
+                ) {
+                    Some("model.language_model.embed_tokens.weight") => "model.language_model.",
+                    _ => "model.",
+                };
+                let tower = Box::new(QwenVisionTower::load(&mut reader, vc, vision_prefix)?);
+                (text_prefix, Vision::Qwen { tower, images })
+            }
+        };
+        let llama =
+            load_text_model::<B>(&tensors, text_prefix, &config.text, opts.weights, device)?;
         let used: HashSet<&str> = reader.used.iter().map(String::as_str).collect();
-        let mut extra: Vec<String> = tensors
-            .tensor_names()
-            .into_iter()
+        let mut extra: Vec<String> = names
+            .iter()
             .filter(|n| {
-                !n.starts_with(TEXT_PREFIX)
-                    && n != "lm_head.weight"
+                !n.starts_with(text_prefix)
+                    && *n != "lm_head.weight"
                     && !used.contains(n.as_str())
                     && !n.ends_with("rotary_emb.inv_freq")
             })
+            .cloned()
             .collect();
         if !extra.is_empty() {
             extra.sort();
@@ -257,11 +382,8 @@ impl<B: Backend> VisionLanguageModel<B> {
         );
         Ok(VisionLanguageModel {
             lm,
-            tower,
+            vision,
             config,
-            images,
-            tokens,
-            seq_len,
             source: dir.to_path_buf(),
         })
     }
@@ -271,19 +393,9 @@ impl<B: Backend> VisionLanguageModel<B> {
         &self.config
     }
 
-    /// The image processor settings.
-    pub fn image_config(&self) -> &Idefics3ImageConfig {
-        &self.images
-    }
-
     /// The language model (tokenizer, template, decoder).
     pub fn language_model(&self) -> &LanguageModel<B> {
         &self.lm
-    }
-
-    /// The vision tower and connector.
-    pub fn tower(&self) -> &SiglipTower<B> {
-        &self.tower
     }
 
     /// Where the model was loaded from.
@@ -299,6 +411,14 @@ impl<B: Backend> VisionLanguageModel<B> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         format!("local:{name} ({})", self.config.architecture)
+    }
+
+    /// The placeholder the chat template writes for one image.
+    pub fn image_placeholder(&self) -> &str {
+        match &self.vision {
+            Vision::Idefics3 { tokens, .. } => &tokens.image,
+            Vision::Qwen { .. } => QWEN_IMAGE_TOKEN,
+        }
     }
 
     /// One user turn — `images` image parts, then `text` — rendered with the model's chat
@@ -321,28 +441,58 @@ impl<B: Backend> VisionLanguageModel<B> {
         t.render_values(messages, true)
     }
 
-    /// Expands the `<image>` placeholders of a rendered prompt for `images` (one placeholder
-    /// per image, in order) and tokenizes it.
+    /// Preprocesses one image as the model's processor does.
+    pub fn preprocess(&self, image: &Rgb8) -> Result<PreparedImage> {
+        Ok(match &self.vision {
+            Vision::Idefics3 { images, .. } => PreparedImage::Tiles(images.preprocess(image)),
+            Vision::Qwen { images, .. } => PreparedImage::Patches(images.preprocess(image)?),
+        })
+    }
+
+    /// The image tokens that replace one placeholder for `image`.
+    fn expansion(&self, image: &PreparedImage) -> (String, usize) {
+        match (&self.vision, image) {
+            (
+                Vision::Idefics3 {
+                    tokens, seq_len, ..
+                },
+                PreparedImage::Tiles(t),
+            ) => (tokens.expand(t.rows, t.cols, *seq_len), t.count * seq_len),
+            (Vision::Qwen { images, .. }, PreparedImage::Patches(p)) => {
+                let n = p.tokens(images.merge_size);
+                (QWEN_IMAGE_TOKEN.repeat(n), n)
+            }
+            _ => (String::new(), 0),
+        }
+    }
+
+    /// Expands the image placeholders of a rendered prompt for `images` (one placeholder per
+    /// image, in order) and tokenizes it.
     pub fn prepare(&self, rendered: &str, images: &[Rgb8]) -> Result<Prepared> {
-        let parts: Vec<&str> = rendered.split(self.tokens.image.as_str()).collect();
+        let placeholder = self.image_placeholder();
+        let parts: Vec<&str> = rendered.split(placeholder).collect();
         if parts.len() - 1 != images.len() {
             return Err(Error::Generation(format!(
-                "the prompt has {} `{}` placeholders but {} images were given",
+                "the prompt has {} `{placeholder}` placeholders but {} images were given",
                 parts.len() - 1,
-                self.tokens.image,
                 images.len()
             )));
         }
-        let tiles: Vec<Tiles> = images.iter().map(|i| self.images.preprocess(i)).collect();
+        let prepared: Vec<PreparedImage> = images
+            .iter()
+            .map(|i| self.preprocess(i))
+            .collect::<Result<_>>()?;
         let mut text = String::with_capacity(rendered.len());
+        let mut want = 0;
         for (i, part) in parts.iter().enumerate() {
             text.push_str(part);
-            if let Some(t) = tiles.get(i) {
-                text.push_str(&self.tokens.expand(t.rows, t.cols, self.seq_len));
+            if let Some(img) = prepared.get(i) {
+                let (s, n) = self.expansion(img);
+                text.push_str(&s);
+                want += n;
             }
         }
         let ids = self.lm.encode_chat(&text)?;
-        let want: usize = tiles.iter().map(|t| t.count).sum::<usize>() * self.seq_len;
         let got = ids
             .iter()
             .filter(|&&t| t == self.config.image_token_id)
@@ -350,27 +500,107 @@ impl<B: Backend> VisionLanguageModel<B> {
         if got != want {
             return Err(Error::Generation(format!(
                 "the prompt holds {got} image tokens but its images make {want}; the text \
-                 itself must not contain `{}`",
-                self.tokens.image
+                 itself must not contain `{placeholder}`"
             )));
         }
-        Ok(Prepared { ids, images: tiles })
+        let positions = match &self.vision {
+            Vision::Qwen { images, .. } => {
+                Some(self.rope_positions(&ids, &prepared, images.merge_size)?)
+            }
+            Vision::Idefics3 { .. } => None,
+        };
+        Ok(Prepared {
+            ids,
+            images: prepared,
+            image_tokens: want,
+            positions,
+        })
     }
 
-    /// The vision tower's output `[tiles, patches, hidden]` for one preprocessed image.
+    /// Qwen2-VL's `get_rope_index` for one prompt: text tokens count up by one in all three
+    /// streams; an image's tokens sit at (start, start + row, start + column) on its grid of
+    /// merged tokens, and the text after it resumes at start + the grid's longer edge.
+    fn rope_positions(
+        &self,
+        ids: &[u32],
+        images: &[PreparedImage],
+        merge: usize,
+    ) -> Result<Vec<[u32; 3]>> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut next = 0u32;
+        let mut grids = images.iter().filter_map(|i| match i {
+            PreparedImage::Patches(p) => Some(p.grid),
+            PreparedImage::Tiles(_) => None,
+        });
+        let mut i = 0;
+        while i < ids.len() {
+            if ids[i] != self.config.image_token_id {
+                out.push([next; 3]);
+                next += 1;
+                i += 1;
+                continue;
+            }
+            let [t, h, w] = grids
+                .next()
+                .ok_or_else(|| Error::Generation("more image-token runs than images".into()))?;
+            let (lh, lw) = (h / merge, w / merge);
+            let n = t * lh * lw;
+            if ids.len() < i + n
+                || ids[i..i + n]
+                    .iter()
+                    .any(|&x| x != self.config.image_token_id)
+            {
+                return Err(Error::Generation(format!(
+                    "an image of {n} tokens is not one run of image tokens in the prompt"
+                )));
+            }
+            for f in 0..t {
+                for y in 0..lh {
+                    for x in 0..lw {
+                        out.push([next + f as u32, next + y as u32, next + x as u32]);
+                    }
+                }
+            }
+            next += lh.max(lw) as u32;
+            i += n;
+        }
+        Ok(out)
+    }
+
+    /// The vision tower's output for one Idefics3-family image: `[tiles, patches, hidden]`
+    /// (before the connector).
     pub fn encode_tiles(&self, tiles: &Tiles) -> Result<Tensor<B, 3>> {
-        self.tower.encode(&tiles.pixels, tiles.count)
+        match &self.vision {
+            Vision::Idefics3 { tower, .. } => tower.encode(&tiles.pixels, tiles.count),
+            Vision::Qwen { .. } => Err(Error::Generation(
+                "Qwen2.5-VL encodes patches, not tiles".into(),
+            )),
+        }
+    }
+
+    /// One image's language-model tokens `[image tokens, text hidden]`.
+    pub fn encode_image(&self, image: &PreparedImage) -> Result<Tensor<B, 2>> {
+        let h = self.config.text.hidden_size;
+        match (&self.vision, image) {
+            (Vision::Idefics3 { tower, .. }, PreparedImage::Tiles(t)) => {
+                let f = tower.connect(tower.encode(&t.pixels, t.count)?);
+                let [n, s, _] = f.dims();
+                Ok(f.reshape([n * s, h]))
+            }
+            (Vision::Qwen { tower, .. }, PreparedImage::Patches(p)) => tower.encode(p),
+            _ => Err(Error::Generation(
+                "an image preprocessed for another model family".into(),
+            )),
+        }
     }
 
     /// Image features `[image tokens, text hidden]` for all images, in prompt order.
-    pub fn image_features(&self, images: &[Tiles]) -> Result<Tensor<B, 2>> {
+    pub fn image_features(&self, images: &[PreparedImage]) -> Result<Tensor<B, 2>> {
         let h = self.config.text.hidden_size;
-        let mut parts = Vec::with_capacity(images.len());
-        for t in images {
-            let f = self.tower.connect(self.encode_tiles(t)?);
-            let [n, s, _] = f.dims();
-            parts.push(f.reshape([n * s, h]));
-        }
+        let parts = images
+            .iter()
+            .map(|i| self.encode_image(i))
+            .collect::<Result<Vec<_>>>()?;
         if parts.is_empty() {
             return Ok(Tensor::zeros([0, h], self.lm.device()));
         }
@@ -404,16 +634,24 @@ impl<B: Backend> VisionLanguageModel<B> {
         let ctx = self.config.text.max_position_embeddings;
         let n = prepared.ids.len();
         if n >= ctx {
-            let img = prepared.tiles() * self.seq_len;
             return Err(Error::Generation(format!(
-                "the prompt needs {n} tokens ({img} of them for {} image tiles) but the model's \
+                "the prompt needs {n} tokens ({} of them for {} images) but the model's \
                  context is {ctx}: {} tokens too many (use fewer or smaller images, or a \
                  shorter prompt)",
-                prepared.tiles(),
+                prepared.image_tokens,
+                prepared.images.len(),
                 n + 1 - ctx
             )));
         }
         Ok(())
+    }
+
+    /// The multimodal rotary positions of a prepared prompt, if the model uses them.
+    fn positions<'a>(&self, prepared: &'a Prepared) -> Option<MultiPositions<'a>> {
+        match (&prepared.positions, self.config.mrope_section) {
+            (Some(ids), Some(section)) => Some(MultiPositions { ids, section }),
+            _ => None,
+        }
     }
 
     /// Last-position logits for a rendered prompt with its images (parity checks).
@@ -422,10 +660,12 @@ impl<B: Backend> VisionLanguageModel<B> {
         self.check_context(&p)?;
         let e = self.embed(&p)?;
         let mut cache = self.lm.model().new_cache(p.ids.len());
-        let l = self
-            .lm
-            .model()
-            .forward_embeds(e, &mut cache, crate::LogitsFor::Last);
+        let l = self.lm.model().forward_embeds_at(
+            e,
+            &mut cache,
+            crate::LogitsFor::Last,
+            self.positions(&p),
+        );
         Ok(host_f32(l))
     }
 
@@ -442,7 +682,7 @@ impl<B: Backend> VisionLanguageModel<B> {
         self.generate_rendered(&rendered, images, cfg, on_token)
     }
 
-    /// Generation from an already rendered prompt with `<image>` placeholders.
+    /// Generation from an already rendered prompt with image placeholders.
     pub fn generate_rendered(
         &self,
         rendered: &str,
@@ -457,16 +697,33 @@ impl<B: Backend> VisionLanguageModel<B> {
         self.check_context(&prepared)?;
         let embeds = self.embed(&prepared)?;
         let encode_s = t0.elapsed().as_secs_f64();
-        let completion = self
-            .lm
-            .generate_embeds(&prepared.ids, embeds, cfg, on_token)?;
+        let completion = self.generate_prepared(&prepared, embeds, cfg, on_token)?;
         Ok(VlmOutput {
             completion,
             images: images.len(),
             tiles: prepared.tiles(),
             prompt_tokens: prepared.ids.len(),
-            image_tokens: prepared.tiles() * self.seq_len,
+            image_tokens: prepared.image_tokens,
             encode_s,
         })
+    }
+
+    /// Generation from a prepared prompt and its embeddings ([`VisionLanguageModel::embed`]),
+    /// with the model's rotary positions.
+    pub fn generate_prepared(
+        &self,
+        prepared: &Prepared,
+        embeds: Tensor<B, 3>,
+        cfg: &GenerationConfig,
+        on_token: impl FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Result<Completion> {
+        match self.positions(prepared) {
+            Some(p) => self
+                .lm
+                .generate_embeds_at(&prepared.ids, embeds, p, cfg, on_token),
+            None => self
+                .lm
+                .generate_embeds(&prepared.ids, embeds, cfg, on_token),
+        }
     }
 }

@@ -1,12 +1,13 @@
 //! Shared checks of the local VLM against the transformers fixtures written by
-//! `tools/fixtures_vlm.py` (SmolVLM and Idefics3, tiny random weights stored as bf16).
+//! `tools/fixtures_vlm.py` (SmolVLM, Idefics3 and Qwen2.5-VL, tiny random weights stored as
+//! bf16).
 #![allow(clippy::unwrap_used, clippy::print_stderr, dead_code, missing_docs)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use embodied_r_reasoner::vlm::{Rgb8, VisionLanguageModel, load_image};
+use embodied_r_reasoner::vlm::{PreparedImage, Rgb8, VisionLanguageModel, load_image};
 use embodied_r_reasoner::{GenerationConfig, LoadOptions, WeightMode};
 use serde_json::Value;
 
@@ -117,20 +118,36 @@ pub fn check_prompts<B: Backend>(
             "{model} prompt {i}: ids"
         );
 
+        if let Some(want) = case.get("positions") {
+            // Reference: [3][tokens]; ours: [tokens][3].
+            let ours = prepared.positions.as_ref().unwrap();
+            for (stream, row) in want.as_array().unwrap().iter().enumerate() {
+                let got: Vec<u32> = ours.iter().map(|p| p[stream]).collect();
+                assert_eq!(got, ids(row), "{model} prompt {i}: rotary stream {stream}");
+            }
+        }
+
+        // The SigLIP tower alone (Idefics3 family), then the features the LM receives.
         let mut vision = Vec::new();
         for t in &prepared.images {
-            vision.extend(host(vlm.encode_tiles(t).unwrap()));
+            if let PreparedImage::Tiles(t) = t {
+                vision.extend(host(vlm.encode_tiles(t).unwrap()));
+            }
         }
-        let (_, want) = &tensors[&format!("prompt{i}.vision")];
-        let e = max_abs(&vision, want);
-        eprintln!("{model} prompt {i}: vision tower max |diff| {e:.2e}");
-        assert!(e < 1e-4, "{model} prompt {i}: vision tower off by {e}");
-
         let feats = host(vlm.image_features(&prepared.images).unwrap());
-        let (_, want) = &tensors[&format!("prompt{i}.connector")];
+        let features_ref = if vision.is_empty() {
+            "vision"
+        } else {
+            let (_, want) = &tensors[&format!("prompt{i}.vision")];
+            let e = max_abs(&vision, want);
+            eprintln!("{model} prompt {i}: vision tower max |diff| {e:.2e}");
+            assert!(e < 1e-4, "{model} prompt {i}: vision tower off by {e}");
+            "connector"
+        };
+        let (_, want) = &tensors[&format!("prompt{i}.{features_ref}")];
         let e = max_abs(&feats, want);
-        eprintln!("{model} prompt {i}: connector max |diff| {e:.2e}");
-        assert!(e < 1e-4, "{model} prompt {i}: connector off by {e}");
+        eprintln!("{model} prompt {i}: image features max |diff| {e:.2e}");
+        assert!(e < 1e-4, "{model} prompt {i}: image features off by {e}");
 
         let logits = vlm.last_logits(&rendered, &images).unwrap();
         let (_, want) = &tensors[&format!("prompt{i}.logits")];

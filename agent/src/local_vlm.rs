@@ -4,7 +4,8 @@
 //! prompt; every later frame with its predecessor and the pair prompt.
 //!
 //! One model instance describes one frame at a time (a CPU or GPU is saturated by one); the
-//! deadline is checked before every frame and between generated tokens.
+//! deadline is checked before every frame and between generated tokens. Each key frame is
+//! encoded once per window although every inner frame is in two pair prompts.
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -17,7 +18,7 @@ use embodied_r_perception::describe::{
 };
 use embodied_r_perception::video_text::FrameDescription;
 use embodied_r_reasoner::backend::Backend;
-use embodied_r_reasoner::vlm::{Rgb8, VisionLanguageModel, decode_image};
+use embodied_r_reasoner::vlm::{EncodedImage, VisionLanguageModel, decode_image};
 use embodied_r_reasoner::{GenerationConfig, LoadOptions, WeightMode};
 
 /// A [`Describer`] backed by a local vision-language model.
@@ -54,7 +55,7 @@ impl<B: Backend> LocalDescriber<B> {
     fn describe_one(
         &self,
         vlm: &VisionLanguageModel<B>,
-        images: &[Rgb8],
+        images: &[&EncodedImage<B>],
         i: usize,
         question: &str,
         deadline: Instant,
@@ -64,15 +65,15 @@ impl<B: Backend> LocalDescriber<B> {
             frame: i,
             message,
         };
-        let (prompt, images) = if i == 0 {
-            (first_frame_prompt(question), &images[..1])
+        let prompt = if i == 0 {
+            first_frame_prompt(question)
         } else {
-            (pair_prompt(question), &images[i - 1..=i])
+            pair_prompt(question)
         };
         let cfg = GenerationConfig::greedy(self.max_tokens);
         let mut late = false;
         let out = vlm
-            .generate(images, &prompt, &cfg, |_| {
+            .generate_encoded(images, &prompt, &cfg, |_| {
                 if Instant::now() >= deadline {
                     late = true;
                     ControlFlow::Break(())
@@ -117,29 +118,27 @@ impl<B: Backend> Describer for LocalDescriber<B> {
         if window.is_empty() {
             return Err(DescribeError::EmptyWindow);
         }
-        // Every key frame but the ends is in two prompts: decode each JPEG once.
-        let images = window
-            .iter()
-            .enumerate()
-            .map(|(i, kf)| {
-                decode_image(&kf.jpeg, &format!("key frame {}", kf.seq)).map_err(|e| {
-                    DescribeError::Endpoint {
-                        describer: self.label.clone(),
-                        frame: i,
-                        message: e.to_string(),
-                    }
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         let vlm = self.vlm.lock().unwrap_or_else(PoisonError::into_inner);
+        // Every key frame but the ends is in two prompts: decode and encode each once, when
+        // it is first needed.
+        let mut encoded: Vec<EncodedImage<B>> = Vec::with_capacity(window.len());
         let mut out = Vec::with_capacity(window.len());
-        for i in 0..window.len() {
+        for (i, kf) in window.iter().enumerate() {
             if Instant::now() >= deadline {
                 return Err(DescribeError::Deadline {
                     describer: self.label.clone(),
                     frame: i,
                 });
             }
+            let endpoint = |message: String| DescribeError::Endpoint {
+                describer: self.label.clone(),
+                frame: i,
+                message,
+            };
+            let image = decode_image(&kf.jpeg, &format!("key frame {}", kf.seq))
+                .map_err(|e| endpoint(e.to_string()))?;
+            encoded.push(vlm.encode(&image).map_err(|e| endpoint(e.to_string()))?);
+            let images: Vec<&EncodedImage<B>> = encoded[i.saturating_sub(1)..=i].iter().collect();
             out.push(self.describe_one(&vlm, &images, i, question, deadline)?);
         }
         Ok(out)

@@ -132,6 +132,17 @@ impl Prepared {
     }
 }
 
+/// An image preprocessed and encoded once, for use in several prompts.
+#[derive(Debug, Clone)]
+pub struct EncodedImage<B: Backend> {
+    /// The preprocessed image (its layout decides the prompt's image tokens).
+    pub prepared: PreparedImage,
+    /// Its language-model tokens `[image tokens, hidden]`.
+    pub features: Tensor<B, 2>,
+    /// Seconds spent preprocessing and encoding it.
+    pub encode_s: f64,
+}
+
 /// A generation with what the images cost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VlmOutput {
@@ -469,19 +480,30 @@ impl<B: Backend> VisionLanguageModel<B> {
     /// Expands the image placeholders of a rendered prompt for `images` (one placeholder per
     /// image, in order) and tokenizes it.
     pub fn prepare(&self, rendered: &str, images: &[Rgb8]) -> Result<Prepared> {
-        let placeholder = self.image_placeholder();
-        let parts: Vec<&str> = rendered.split(placeholder).collect();
-        if parts.len() - 1 != images.len() {
-            return Err(Error::Generation(format!(
-                "the prompt has {} `{placeholder}` placeholders but {} images were given",
-                parts.len() - 1,
-                images.len()
-            )));
-        }
+        self.check_placeholders(rendered, images.len())?;
         let prepared: Vec<PreparedImage> = images
             .iter()
             .map(|i| self.preprocess(i))
             .collect::<Result<_>>()?;
+        self.prepare_images(rendered, prepared)
+    }
+
+    fn check_placeholders(&self, rendered: &str, images: usize) -> Result<()> {
+        let placeholder = self.image_placeholder();
+        let found = rendered.matches(placeholder).count();
+        if found != images {
+            return Err(Error::Generation(format!(
+                "the prompt has {found} `{placeholder}` placeholders but {images} images were given"
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`VisionLanguageModel::prepare`] with images already preprocessed.
+    pub fn prepare_images(&self, rendered: &str, prepared: Vec<PreparedImage>) -> Result<Prepared> {
+        self.check_placeholders(rendered, prepared.len())?;
+        let placeholder = self.image_placeholder();
+        let parts: Vec<&str> = rendered.split(placeholder).collect();
         let mut text = String::with_capacity(rendered.len());
         let mut want = 0;
         for (i, part) in parts.iter().enumerate() {
@@ -610,13 +632,30 @@ impl<B: Backend> VisionLanguageModel<B> {
     /// The prompt's input embeddings `[1, len, hidden]`: token embeddings with the image
     /// features written over the image-token positions.
     pub fn embed(&self, prepared: &Prepared) -> Result<Tensor<B, 3>> {
+        let feats = self.image_features(&prepared.images)?;
+        self.embed_features(prepared, feats)
+    }
+
+    /// [`VisionLanguageModel::embed`] with the image features `[image tokens, hidden]` given.
+    pub fn embed_features(
+        &self,
+        prepared: &Prepared,
+        features: Tensor<B, 2>,
+    ) -> Result<Tensor<B, 3>> {
         let device = self.lm.device();
         let h = self.config.text.hidden_size;
         let n = prepared.ids.len();
+        let [rows, width] = features.dims();
+        if (rows, width) != (prepared.image_tokens, h) {
+            return Err(Error::Generation(format!(
+                "image features have shape [{rows}, {width}]; the prompt needs [{}, {h}]",
+                prepared.image_tokens
+            )));
+        }
         let ids: Vec<i64> = prepared.ids.iter().map(|&t| i64::from(t)).collect();
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, n]), device);
         let mut text = host_f32(self.lm.model().embed_tokens.forward(ids));
-        let feats = host_f32(self.image_features(&prepared.images)?);
+        let feats = host_f32(features);
         let mut rows = feats.chunks_exact(h);
         for (pos, &t) in prepared.ids.iter().enumerate() {
             if t == self.config.image_token_id {
@@ -696,6 +735,54 @@ impl<B: Backend> VisionLanguageModel<B> {
         let prepared = self.prepare(rendered, images)?;
         self.check_context(&prepared)?;
         let embeds = self.embed(&prepared)?;
+        let encode_s = t0.elapsed().as_secs_f64();
+        let completion = self.generate_prepared(&prepared, embeds, cfg, on_token)?;
+        Ok(VlmOutput {
+            completion,
+            images: images.len(),
+            tiles: prepared.tiles(),
+            prompt_tokens: prepared.ids.len(),
+            image_tokens: prepared.image_tokens,
+            encode_s,
+        })
+    }
+
+    /// Preprocesses and encodes one image, to reuse in several prompts (a key frame that is in
+    /// two pair prompts is encoded once).
+    pub fn encode(&self, image: &Rgb8) -> Result<EncodedImage<B>> {
+        let t0 = Instant::now();
+        let prepared = self.preprocess(image)?;
+        let features = self.encode_image(&prepared)?;
+        Ok(EncodedImage {
+            prepared,
+            features,
+            encode_s: t0.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// [`VisionLanguageModel::generate`] on images encoded before; `encode_s` of the output
+    /// counts only the embedding in this call.
+    pub fn generate_encoded(
+        &self,
+        images: &[&EncodedImage<B>],
+        prompt: &str,
+        cfg: &GenerationConfig,
+        on_token: impl FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Result<VlmOutput> {
+        let t0 = Instant::now();
+        let rendered = self.render_prompt(images.len(), prompt)?;
+        let prepared = self.prepare_images(
+            &rendered,
+            images.iter().map(|e| e.prepared.clone()).collect(),
+        )?;
+        self.check_context(&prepared)?;
+        let h = self.config.text.hidden_size;
+        let features = if images.is_empty() {
+            Tensor::zeros([0, h], self.lm.device())
+        } else {
+            Tensor::cat(images.iter().map(|e| e.features.clone()).collect(), 0)
+        };
+        let embeds = self.embed_features(&prepared, features)?;
         let encode_s = t0.elapsed().as_secs_f64();
         let completion = self.generate_prepared(&prepared, embeds, cfg, on_token)?;
         Ok(VlmOutput {

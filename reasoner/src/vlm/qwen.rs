@@ -124,7 +124,7 @@ impl<B: Backend> QwenVisionTower<B> {
             &[d, 3, t, p, p],
             "the patch embedding",
         )?;
-        let patch = Linear::dense(
+        let patch = Linear::dense_batched(
             Tensor::from_data(TensorData::new(conv, [d, k]), r.device),
             None,
         );

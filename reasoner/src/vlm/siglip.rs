@@ -224,7 +224,7 @@ impl<B: Backend> Reader<'_, B> {
         } else {
             None
         };
-        Ok(Linear::dense(w, b))
+        Ok(Linear::dense_batched(w, b))
     }
 
     pub fn layer_norm(&mut self, prefix: &str, dim: usize, eps: f64) -> Result<LayerNorm<B>> {
@@ -299,7 +299,7 @@ impl<B: Backend> SiglipTower<B> {
             "the connector",
         )?;
         Ok(SiglipTower {
-            patch: Linear::dense(conv, Some(conv_b)),
+            patch: Linear::dense_batched(conv, Some(conv_b)),
             positions: Param::from_tensor(positions),
             layers,
             post_layernorm,

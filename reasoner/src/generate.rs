@@ -484,6 +484,11 @@ impl<B: Backend> LanguageModel<B> {
         cfg: &GenerationConfig,
         on_token: impl FnMut(&TokenEvent) -> ControlFlow<()>,
     ) -> Result<Completion> {
+        self.check_embeds(prompt, &embeds)?;
+        self.generate_inner(prompt, Some((embeds, None)), cfg, on_token)
+    }
+
+    fn check_embeds(&self, prompt: &[u32], embeds: &Tensor<B, 3>) -> Result<()> {
         let dims = embeds.dims();
         if dims != [1, prompt.len(), self.config().hidden_size] {
             return Err(Error::Generation(format!(
@@ -492,7 +497,7 @@ impl<B: Backend> LanguageModel<B> {
                 self.config().hidden_size
             )));
         }
-        self.generate_inner(prompt, Some((embeds, None)), cfg, on_token)
+        Ok(())
     }
 
     /// [`LanguageModel::generate_embeds`] with multimodal rotary positions for the prompt
@@ -505,14 +510,7 @@ impl<B: Backend> LanguageModel<B> {
         cfg: &GenerationConfig,
         on_token: impl FnMut(&TokenEvent) -> ControlFlow<()>,
     ) -> Result<Completion> {
-        let dims = embeds.dims();
-        if dims != [1, prompt.len(), self.config().hidden_size] {
-            return Err(Error::Generation(format!(
-                "prompt embeddings have shape {dims:?}; expected [1, {}, {}]",
-                prompt.len(),
-                self.config().hidden_size
-            )));
-        }
+        self.check_embeds(prompt, &embeds)?;
         if positions.ids.len() != prompt.len() {
             return Err(Error::Generation(format!(
                 "{} rotary positions for a prompt of {} tokens",

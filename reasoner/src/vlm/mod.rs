@@ -735,11 +735,23 @@ impl<B: Backend> VisionLanguageModel<B> {
         let prepared = self.prepare(rendered, images)?;
         self.check_context(&prepared)?;
         let embeds = self.embed(&prepared)?;
+        self.run(&prepared, embeds, t0, cfg, on_token)
+    }
+
+    /// Generates from a checked prompt; `t0` is when its image work started.
+    fn run(
+        &self,
+        prepared: &Prepared,
+        embeds: Tensor<B, 3>,
+        t0: Instant,
+        cfg: &GenerationConfig,
+        on_token: impl FnMut(&TokenEvent) -> ControlFlow<()>,
+    ) -> Result<VlmOutput> {
         let encode_s = t0.elapsed().as_secs_f64();
-        let completion = self.generate_prepared(&prepared, embeds, cfg, on_token)?;
+        let completion = self.generate_prepared(prepared, embeds, cfg, on_token)?;
         Ok(VlmOutput {
             completion,
-            images: images.len(),
+            images: prepared.images.len(),
             tiles: prepared.tiles(),
             prompt_tokens: prepared.ids.len(),
             image_tokens: prepared.image_tokens,
@@ -783,16 +795,7 @@ impl<B: Backend> VisionLanguageModel<B> {
             Tensor::cat(images.iter().map(|e| e.features.clone()).collect(), 0)
         };
         let embeds = self.embed_features(&prepared, features)?;
-        let encode_s = t0.elapsed().as_secs_f64();
-        let completion = self.generate_prepared(&prepared, embeds, cfg, on_token)?;
-        Ok(VlmOutput {
-            completion,
-            images: images.len(),
-            tiles: prepared.tiles(),
-            prompt_tokens: prepared.ids.len(),
-            image_tokens: prepared.image_tokens,
-            encode_s,
-        })
+        self.run(&prepared, embeds, t0, cfg, on_token)
     }
 
     /// Generation from a prepared prompt and its embeddings ([`VisionLanguageModel::embed`]),

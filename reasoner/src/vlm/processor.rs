@@ -47,7 +47,7 @@ pub struct Idefics3ImageConfig {
     pub std: [f32; 3],
 }
 
-fn get_bool(v: &Value, key: &str, default: bool) -> Result<bool> {
+pub(crate) fn get_bool(v: &Value, key: &str, default: bool) -> Result<bool> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
@@ -57,9 +57,9 @@ fn get_bool(v: &Value, key: &str, default: bool) -> Result<bool> {
     }
 }
 
-fn get_triple(v: &Value, key: &str, default: f32) -> Result<[f32; 3]> {
+pub(crate) fn get_triple(v: &Value, key: &str, default: [f32; 3]) -> Result<[f32; 3]> {
     match v.get(key) {
-        None | Some(Value::Null) => Ok([default; 3]),
+        None | Some(Value::Null) => Ok(default),
         Some(Value::Number(n)) => Ok([n.as_f64().unwrap_or(f64::NAN) as f32; 3]),
         Some(Value::Array(a)) if a.len() == 3 && a.iter().all(|x| x.is_number()) => {
             let f = |i: usize| a[i].as_f64().unwrap_or(f64::NAN) as f32;
@@ -69,6 +69,55 @@ fn get_triple(v: &Value, key: &str, default: f32) -> Result<[f32; 3]> {
             "image processor `{key}` is {other}; expected a number or three numbers"
         ))),
     }
+}
+
+/// The resampling filter, rescale factor and standard deviation every image processor names
+/// the same way (with this processor's default filter and standard deviation).
+pub(crate) fn filter_rescale_std(
+    v: &Value,
+    default_filter: Filter,
+    default_std: [f32; 3],
+) -> Result<(Filter, f64, [f32; 3])> {
+    let filter = match v.get("resample") {
+        None | Some(Value::Null) => default_filter,
+        Some(r) => Filter::from_pil(r.as_i64().ok_or_else(|| {
+            Error::Config(format!(
+                "image processor `resample` is {r}; expected a PIL filter number"
+            ))
+        })?)?,
+    };
+    let rescale_factor = match v.get("rescale_factor") {
+        None | Some(Value::Null) => 1.0 / 255.0,
+        Some(r) => r.as_f64().filter(|f| f.is_finite()).ok_or_else(|| {
+            Error::Config(format!(
+                "image processor `rescale_factor` is {r}; expected a number"
+            ))
+        })?,
+    };
+    let std = get_triple(v, "image_std", default_std)?;
+    if std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
+        return Err(Error::Config(format!(
+            "image processor `image_std` is {std:?}; every entry must be a non-zero number"
+        )));
+    }
+    Ok((filter, rescale_factor, std))
+}
+
+/// One 8-bit channel value rescaled (in f64, then f32, as transformers does) and normalised.
+pub(crate) fn normalise(
+    v: u8,
+    rescale: Option<f64>,
+    norm: Option<([f32; 3], [f32; 3])>,
+    ch: usize,
+) -> f32 {
+    let mut x = match rescale {
+        Some(f) => (f64::from(v) * f) as f32,
+        None => f32::from(v),
+    };
+    if let Some((mean, std)) = norm {
+        x = (x - mean[ch]) / std[ch];
+    }
+    x
 }
 
 fn get_edge(v: &Value, key: &str, default: usize) -> Result<usize> {
@@ -94,28 +143,7 @@ impl Idefics3ImageConfig {
     /// Reads the settings from an image-processor JSON object; absent keys take
     /// transformers' defaults for this processor.
     pub fn from_json(v: &Value) -> Result<Self> {
-        let filter = match v.get("resample") {
-            None | Some(Value::Null) => Filter::Lanczos,
-            Some(r) => Filter::from_pil(r.as_i64().ok_or_else(|| {
-                Error::Config(format!(
-                    "image processor `resample` is {r}; expected a PIL filter number"
-                ))
-            })?)?,
-        };
-        let rescale_factor = match v.get("rescale_factor") {
-            None | Some(Value::Null) => 1.0 / 255.0,
-            Some(r) => r.as_f64().filter(|f| f.is_finite()).ok_or_else(|| {
-                Error::Config(format!(
-                    "image processor `rescale_factor` is {r}; expected a number"
-                ))
-            })?,
-        };
-        let std = get_triple(v, "image_std", 0.5)?;
-        if std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
-            return Err(Error::Config(format!(
-                "image processor `image_std` is {std:?}; every entry must be a non-zero number"
-            )));
-        }
+        let (filter, rescale_factor, std) = filter_rescale_std(v, Filter::Lanczos, [0.5; 3])?;
         Ok(Idefics3ImageConfig {
             do_resize: get_bool(v, "do_resize", true)?,
             longest_edge: get_edge(v, "size", 4 * 364)?,
@@ -125,7 +153,7 @@ impl Idefics3ImageConfig {
             do_rescale: get_bool(v, "do_rescale", true)?,
             rescale_factor,
             do_normalize: get_bool(v, "do_normalize", true)?,
-            mean: get_triple(v, "image_mean", 0.5)?,
+            mean: get_triple(v, "image_mean", [0.5; 3])?,
             std,
         })
     }
@@ -223,20 +251,18 @@ impl Idefics3ImageConfig {
             (vec![img.resize(t, t, self.filter)], 0, 0)
         };
         let count = parts.len();
+        let rescale = self.do_rescale.then_some(self.rescale_factor);
+        let norm = self.do_normalize.then_some((self.mean, self.std));
         let mut pixels = Vec::with_capacity(count * 3 * t * t);
         for p in &parts {
             for ch in 0..3 {
-                pixels.extend(p.data.iter().skip(ch).step_by(3).map(|&v| {
-                    let mut x = if self.do_rescale {
-                        (f64::from(v) * self.rescale_factor) as f32
-                    } else {
-                        f32::from(v)
-                    };
-                    if self.do_normalize {
-                        x = (x - self.mean[ch]) / self.std[ch];
-                    }
-                    x
-                }));
+                pixels.extend(
+                    p.data
+                        .iter()
+                        .skip(ch)
+                        .step_by(3)
+                        .map(|&v| normalise(v, rescale, norm, ch)),
+                );
             }
         }
         Tiles {

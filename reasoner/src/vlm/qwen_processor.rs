@@ -14,6 +14,7 @@
 
 use serde_json::Value;
 
+use super::processor::{filter_rescale_std, get_bool, get_triple, normalise};
 use super::resize::{Filter, Rgb8};
 use crate::error::{Error, Result};
 
@@ -66,30 +67,6 @@ fn get_usize(v: &Value, key: &str) -> Result<Option<usize>> {
     }
 }
 
-fn get_bool(v: &Value, key: &str, default: bool) -> Result<bool> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(Error::Config(format!(
-            "image processor `{key}` is {other}; expected true or false"
-        ))),
-    }
-}
-
-fn get_triple(v: &Value, key: &str, default: [f32; 3]) -> Result<[f32; 3]> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Array(a)) if a.len() == 3 && a.iter().all(|x| x.is_number()) => {
-            let f = |i: usize| a[i].as_f64().unwrap_or(f64::NAN) as f32;
-            Ok([f(0), f(1), f(2)])
-        }
-        Some(Value::Number(n)) => Ok([n.as_f64().unwrap_or(f64::NAN) as f32; 3]),
-        Some(other) => Err(Error::Config(format!(
-            "image processor `{key}` is {other}; expected a number or three numbers"
-        ))),
-    }
-}
-
 impl QwenImageConfig {
     /// Reads the settings from an image-processor JSON object; absent keys take
     /// transformers' defaults (`min_pixels`/`max_pixels` override `size`, as there).
@@ -108,28 +85,7 @@ impl QwenImageConfig {
                 "image processor: min_pixels {min_pixels} exceeds max_pixels {max_pixels}"
             )));
         }
-        let filter = match v.get("resample") {
-            None | Some(Value::Null) => Filter::Bicubic,
-            Some(r) => Filter::from_pil(r.as_i64().ok_or_else(|| {
-                Error::Config(format!(
-                    "image processor `resample` is {r}; expected a PIL filter number"
-                ))
-            })?)?,
-        };
-        let rescale_factor = match v.get("rescale_factor") {
-            None | Some(Value::Null) => 1.0 / 255.0,
-            Some(r) => r.as_f64().filter(|f| f.is_finite()).ok_or_else(|| {
-                Error::Config(format!(
-                    "image processor `rescale_factor` is {r}; expected a number"
-                ))
-            })?,
-        };
-        let std = get_triple(v, "image_std", CLIP_STD)?;
-        if std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
-            return Err(Error::Config(format!(
-                "image processor `image_std` is {std:?}; every entry must be a non-zero number"
-            )));
-        }
+        let (filter, rescale_factor, std) = filter_rescale_std(v, Filter::Bicubic, CLIP_STD)?;
         Ok(QwenImageConfig {
             do_resize: get_bool(v, "do_resize", true)?,
             min_pixels,
@@ -182,18 +138,12 @@ impl QwenImageConfig {
         let (p, m, t) = (self.patch_size, self.merge_size, self.temporal_patch_size);
         let (gh, gw) = (h / p, w / p);
         // Normalised channel planes first, as the processor computes them.
+        let rescale = self.do_rescale.then_some(self.rescale_factor);
+        let norm = self.do_normalize.then_some((self.mean, self.std));
         let mut planes = vec![0f32; 3 * h * w];
         for (i, px) in img.data.chunks_exact(3).enumerate() {
             for ch in 0..3 {
-                let mut x = if self.do_rescale {
-                    (f64::from(px[ch]) * self.rescale_factor) as f32
-                } else {
-                    f32::from(px[ch])
-                };
-                if self.do_normalize {
-                    x = (x - self.mean[ch]) / self.std[ch];
-                }
-                planes[ch * h * w + i] = x;
+                planes[ch * h * w + i] = normalise(px[ch], rescale, norm, ch);
             }
         }
         let k = 3 * t * p * p;

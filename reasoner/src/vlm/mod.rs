@@ -135,7 +135,8 @@ impl Prepared {
 /// An image preprocessed and encoded once, for use in several prompts.
 #[derive(Debug, Clone)]
 pub struct EncodedImage<B: Backend> {
-    /// The preprocessed image (its layout decides the prompt's image tokens).
+    /// The preprocessed image's layout (which decides the prompt's image tokens); its pixels
+    /// are dropped once encoded.
     pub prepared: PreparedImage,
     /// Its language-model tokens `[image tokens, hidden]`.
     pub features: Tensor<B, 2>,
@@ -203,11 +204,6 @@ fn require_token(tokenizer: &crate::Tokenizer, token: &str, path: &Path) -> Resu
             path.display()
         ))
     })
-}
-
-/// The first of `names` the folder holds a tensor for.
-fn first_present<'a>(names: &HashSet<String>, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates.iter().copied().find(|c| names.contains(*c))
 }
 
 impl<B: Backend> VisionLanguageModel<B> {
@@ -351,15 +347,10 @@ impl<B: Backend> VisionLanguageModel<B> {
                 } else {
                     "visual"
                 };
-                let text_prefix = match first_present(
-                    &names,
-                    &[
-                        "model.language_model.embed_tokens.weight",
-                        "model.embed_tokens.weight",
-                    ],
-                ) {
-                    Some("model.language_model.embed_tokens.weight") => "model.language_model.",
-                    _ => "model.",
+                let text_prefix = if names.contains("model.language_model.embed_tokens.weight") {
+                    "model.language_model."
+                } else {
+                    "model."
                 };
                 let tower = Box::new(QwenVisionTower::load(&mut reader, vc, vision_prefix)?);
                 (text_prefix, Vision::Qwen { tower, images })
@@ -763,8 +754,14 @@ impl<B: Backend> VisionLanguageModel<B> {
     /// two pair prompts is encoded once).
     pub fn encode(&self, image: &Rgb8) -> Result<EncodedImage<B>> {
         let t0 = Instant::now();
-        let prepared = self.preprocess(image)?;
+        let mut prepared = self.preprocess(image)?;
         let features = self.encode_image(&prepared)?;
+        // Only the layout is needed from here on: drop the pixels rather than copy them into
+        // every prompt the image is in.
+        match &mut prepared {
+            PreparedImage::Tiles(t) => t.pixels = Vec::new(),
+            PreparedImage::Patches(p) => p.pixels = Vec::new(),
+        }
         Ok(EncodedImage {
             prepared,
             features,

@@ -2,12 +2,27 @@
 //! `tokenizer_config.json`), rendered with minijinja the way transformers renders it
 //! (`trim_blocks`, `lstrip_blocks`, Python string methods, `raise_exception`, a `tojson` that
 //! does not HTML-escape).
+//!
+//! A template comes from a model file, which may be hostile: rendering is bounded in work
+//! ([`TEMPLATE_FUEL`] VM instructions, so no endless loop) and in output ([`MAX_RENDERED_BYTES`]),
+//! and our filters refuse arguments that would allocate without bound. What minijinja itself
+//! allocates for intermediate strings is not bounded here (SECURITY.md).
 
 use minijinja::value::Kwargs;
 use minijinja::{Environment, ErrorKind, Value, context};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+
+/// VM instructions one render may take: far beyond any real chat template over a prompt (a few
+/// thousand), small enough that a looping template fails in well under a second.
+pub const TEMPLATE_FUEL: u64 = 5_000_000;
+
+/// Longest rendered prompt: far beyond any context window we run.
+pub const MAX_RENDERED_BYTES: usize = 4 << 20;
+
+/// Widest `tojson(indent=…)` accepted.
+const MAX_JSON_INDENT: usize = 64;
 
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +62,12 @@ impl std::fmt::Debug for ChatTemplate {
 
 fn tojson(v: Value, kwargs: Kwargs) -> std::result::Result<Value, minijinja::Error> {
     let indent: Option<usize> = kwargs.get("indent")?;
+    if let Some(n) = indent.filter(|&n| n > MAX_JSON_INDENT) {
+        return Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("tojson indent {n} is wider than {MAX_JSON_INDENT}"),
+        ));
+    }
     // Accept and ignore the other json.dumps options templates pass.
     let _: Option<bool> = kwargs.get("ensure_ascii")?;
     let _: Option<bool> = kwargs.get("sort_keys")?;
@@ -118,6 +139,7 @@ impl ChatTemplate {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
             "raise_exception",
@@ -172,13 +194,45 @@ impl ChatTemplate {
             .env
             .get_template("chat")
             .map_err(|e| Error::ChatTemplate(e.to_string()))?;
-        t.render(context! {
-            messages => messages,
-            add_generation_prompt => add_generation_prompt,
-            bos_token => self.bos_token,
-            eos_token => self.eos_token,
-        })
-        .map_err(|e| Error::ChatTemplate(format!("render failed: {e}")))
+        let mut out = BoundedWriter(Vec::new());
+        t.render_captured_to(
+            context! {
+                messages => messages,
+                add_generation_prompt => add_generation_prompt,
+                bos_token => self.bos_token,
+                eos_token => self.eos_token,
+            },
+            &mut out,
+        )
+        .map_err(|e| {
+            if out.0.len() >= MAX_RENDERED_BYTES {
+                Error::ChatTemplate(format!(
+                    "render failed: the prompt grew past {MAX_RENDERED_BYTES} bytes"
+                ))
+            } else {
+                Error::ChatTemplate(format!("render failed: {e}"))
+            }
+        })?;
+        String::from_utf8(out.0)
+            .map_err(|e| Error::ChatTemplate(format!("render produced invalid UTF-8: {e}")))
+    }
+}
+
+/// Collects rendered text, refusing to grow past [`MAX_RENDERED_BYTES`].
+struct BoundedWriter(Vec<u8>);
+
+impl std::io::Write for BoundedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.0.resize(MAX_RENDERED_BYTES, 0);
+            return Err(std::io::Error::other("rendered prompt too long"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -228,5 +282,39 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("bad role tool"), "{e}");
         assert!(ChatTemplate::new("{% if %}", "", "").is_err());
+    }
+
+    #[test]
+    fn hostile_templates_are_bounded() {
+        let msgs = [ChatMessage::new("user", "hi")];
+        // Endless work: fuel runs out.
+        let spin =
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let e = ChatTemplate::new(spin, "", "")
+            .unwrap()
+            .render(&msgs, true)
+            .unwrap_err();
+        assert!(e.to_string().contains("render failed"), "{e}");
+        // Endless output: the writer stops it.
+        let flood = "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}";
+        let e = ChatTemplate::new(flood, "", "")
+            .unwrap()
+            .render(&msgs, true)
+            .unwrap_err();
+        assert!(e.to_string().contains("grew past"), "{e}");
+        // A huge indent is refused before it is allocated.
+        let wide = "{{ messages | tojson(indent=1000000000000) }}";
+        let e = ChatTemplate::new(wide, "", "")
+            .unwrap()
+            .render(&msgs, true)
+            .unwrap_err();
+        assert!(e.to_string().contains("wider than"), "{e}");
+        // Real-sized work still renders.
+        let ok = "{% for i in range(1000) %}{{ messages[0].content }}{% endfor %}";
+        let s = ChatTemplate::new(ok, "", "")
+            .unwrap()
+            .render(&msgs, true)
+            .unwrap();
+        assert_eq!(s.len(), 2000);
     }
 }

@@ -16,6 +16,12 @@ use crate::quant::GgmlType;
 const GGUF_MAGIC: &[u8; 4] = b"GGUF";
 const DEFAULT_ALIGNMENT: usize = 32;
 const MAX_DIMS: usize = 4;
+/// Most metadata array elements one file may hold (all arrays together). The largest real
+/// vocabularies have a few hundred thousand tokens and as many merges; the bound keeps what a
+/// hostile header can make us allocate to ~32 bytes × this, whatever it claims.
+pub const MAX_METADATA_VALUES: usize = 1 << 22;
+/// Capacity reserved from a count before the elements are read (the rest grows as they parse).
+const RESERVE_CAP: usize = 4096;
 
 /// A metadata value.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +161,8 @@ struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
     path: &'a Path,
+    /// Metadata array elements read so far.
+    values: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -246,7 +254,13 @@ impl<'a> Cursor<'a> {
                     }
                 };
                 let n = self.count(key, min)?;
-                let mut v = Vec::with_capacity(n);
+                self.values = self.values.saturating_add(n);
+                if self.values > MAX_METADATA_VALUES {
+                    return Err(self.err(format!(
+                        "metadata `{key}`: arrays hold more than {MAX_METADATA_VALUES} values in all"
+                    )));
+                }
+                let mut v = Vec::with_capacity(n.min(RESERVE_CAP));
                 for _ in 0..n {
                     v.push(self.value(elem_ty, key, depth + 1)?);
                 }
@@ -282,6 +296,7 @@ impl GgufFile {
                 buf: &map,
                 pos: 0,
                 path: &path,
+                values: 0,
             };
             let magic = c.array::<4>("magic")?;
             if &magic != GGUF_MAGIC {
@@ -298,14 +313,14 @@ impl GgufFile {
             // A tensor info takes at least 8 (name len) + 4 + 8 + 4 + 8 bytes.
             let n_tensors = c.count("tensor count", 32)?;
             let n_kv = c.count("metadata count", 13)?;
-            let mut metadata = HashMap::with_capacity(n_kv);
+            let mut metadata = HashMap::with_capacity(n_kv.min(RESERVE_CAP));
             for _ in 0..n_kv {
                 let key = c.string("metadata key")?;
                 let ty = c.u32("metadata value type")?;
                 let v = c.value(ty, &key, 0)?;
                 metadata.insert(key, v);
             }
-            let mut tensors = Vec::with_capacity(n_tensors);
+            let mut tensors = Vec::with_capacity(n_tensors.min(RESERVE_CAP));
             for _ in 0..n_tensors {
                 let name = c.string("tensor name")?;
                 let n_dims = c.u32("tensor dimension count")? as usize;
@@ -708,6 +723,31 @@ pub(crate) mod tests {
         std::fs::write(&p, &b).unwrap();
         let msg = GgufFile::open(&p).unwrap_err().to_string();
         assert!(msg.contains("cannot fit"), "{msg}");
+
+        // A header claiming 2^40 tensors is an error naming the count, not an allocation.
+        let mut b = b"GGUF".to_vec();
+        b.extend_from_slice(&3u32.to_le_bytes());
+        b.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        b.extend_from_slice(&0u64.to_le_bytes());
+        std::fs::write(&p, &b).unwrap();
+        let msg = GgufFile::open(&p).unwrap_err().to_string();
+        assert!(msg.contains("tensor count says 1099511627776"), "{msg}");
+
+        // Arrays whose elements really are in the file, but more of them than any vocabulary.
+        let n = MAX_METADATA_VALUES + 1;
+        let mut b = b"GGUF".to_vec();
+        b.extend_from_slice(&3u32.to_le_bytes());
+        b.extend_from_slice(&0u64.to_le_bytes());
+        b.extend_from_slice(&1u64.to_le_bytes());
+        b.extend_from_slice(&1u64.to_le_bytes());
+        b.push(b'k');
+        b.extend_from_slice(&9u32.to_le_bytes()); // array
+        b.extend_from_slice(&0u32.to_le_bytes()); // of u8
+        b.extend_from_slice(&(n as u64).to_le_bytes());
+        b.resize(b.len() + n, 0);
+        std::fs::write(&p, &b).unwrap();
+        let msg = GgufFile::open(&p).unwrap_err().to_string();
+        assert!(msg.contains("more than 4194304 values"), "{msg}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::{DescribeError, Describer, first_frame_prompt, pair_prompt, parse_rep
 use crate::buffer::KeyFrame;
 use crate::video_text::FrameDescription;
 use base64::Engine;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -27,6 +27,9 @@ pub struct OpenAiConfig {
     pub model: String,
     /// Name of the environment variable holding the API key (none: no `Authorization` header).
     pub api_key_env: Option<String>,
+    /// A file holding the API key (a mounted secret; surrounding whitespace is ignored).
+    /// Exclusive with `api_key_env`. The key is never logged or printed.
+    pub api_key_file: Option<std::path::PathBuf>,
     /// Longest a single request may take, in seconds.
     pub timeout_s: f64,
     /// Longest a connection may take to open, in seconds.
@@ -51,6 +54,7 @@ impl Default for OpenAiConfig {
             base_url: "http://127.0.0.1:8000/v1".into(),
             model: "Qwen/Qwen2.5-VL-7B-Instruct".into(),
             api_key_env: None,
+            api_key_file: None,
             timeout_s: 120.0,
             connect_timeout_s: 5.0,
             retries: 3,
@@ -96,14 +100,50 @@ impl Slots {
     }
 }
 
-/// The client.
-#[derive(Debug)]
+/// The client. Its `Debug` shows whether a key is set, never the key.
 pub struct OpenAiDescriber {
     config: OpenAiConfig,
     url: String,
     api_key: Option<String>,
     agent: ureq::Agent,
     slots: Slots,
+}
+
+impl std::fmt::Debug for OpenAiDescriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiDescriber")
+            .field("config", &self.config)
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads an API key file: its trimmed contents, which must be one non-empty line. Warns when
+/// other users may read it. Errors name the file, never its contents.
+fn read_key_file(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("api_key_file {}: cannot read it: {e}", path.display()))?;
+    let key = text.trim();
+    if key.is_empty() || key.contains(['\n', '\r']) {
+        return Err(format!(
+            "api_key_file {}: expected the key alone on one line",
+            path.display()
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(path)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                file = %path.display(),
+                "the API key file is readable by other users (chmod 600 it)"
+            );
+        }
+    }
+    Ok(key.to_string())
 }
 
 /// One failed attempt.
@@ -146,13 +186,19 @@ impl OpenAiDescriber {
         if config.max_concurrency == 0 {
             return Err(bad("max_concurrency = 0: expected at least 1".into()));
         }
-        let api_key = match &config.api_key_env {
-            Some(var) => Some(std::env::var(var).map_err(|_| {
+        let api_key = match (&config.api_key_env, &config.api_key_file) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "api_key_env and api_key_file are both set: choose one".into()
+                ));
+            }
+            (Some(var), None) => Some(std::env::var(var).map_err(|_| {
                 bad(format!(
                     "api_key_env names {var}, but that environment variable is not set"
                 ))
             })?),
-            None => None,
+            (None, Some(path)) => Some(read_key_file(path).map_err(bad)?),
+            (None, None) => None,
         };
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs_f64(config.connect_timeout_s))
@@ -269,61 +315,94 @@ impl OpenAiDescriber {
         if self.config.stream {
             return self.read_stream(resp);
         }
-        let text = resp.into_string().map_err(|e| {
-            Failure::Retry(format!("POST {}: reading the reply: {e}", self.url), None)
-        })?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
-            Failure::Fatal(format!(
-                "POST {}: reply is not JSON: {}",
-                self.url,
-                snippet(&text)
-            ))
-        })?;
-        message_text(&v["choices"][0]["message"]["content"]).ok_or_else(|| {
-            Failure::Fatal(format!(
-                "POST {}: reply has no choices[0].message.content: {}",
-                self.url,
-                snippet(&text)
-            ))
-        })
+        let mut text = String::new();
+        resp.into_reader()
+            .take(MAX_REPLY_BYTES as u64 + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| {
+                Failure::Retry(format!("POST {}: reading the reply: {e}", self.url), None)
+            })?;
+        reply_content(&text).map_err(|e| Failure::Fatal(format!("POST {}: {e}", self.url)))
     }
 
     fn read_stream(&self, resp: ureq::Response) -> Result<String, Failure> {
-        let mut out = String::new();
-        let mut reader = BufReader::new(resp.into_reader());
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = reader.read_line(&mut line).map_err(|e| {
-                Failure::Retry(format!("POST {}: stream broke: {e}", self.url), None)
-            })?;
-            if n == 0 {
-                return Err(Failure::Retry(
-                    format!(
-                        "POST {}: stream ended without [DONE] after {} characters",
-                        self.url,
-                        out.len()
-                    ),
-                    None,
-                ));
+        read_event_stream(BufReader::new(resp.into_reader())).map_err(|e| match e {
+            StreamError::Broken(m) => Failure::Retry(format!("POST {}: {m}", self.url), None),
+            StreamError::Invalid(m) => Failure::Fatal(format!("POST {}: {m}", self.url)),
+        })
+    }
+}
+
+/// Longest reply body read, streamed or not (a description is a few hundred words; a server
+/// that sends more is broken, and we must not hold whatever it sends).
+pub const MAX_REPLY_BYTES: usize = 4 << 20;
+
+/// The text of a non-streamed chat-completions reply body: `choices[0].message.content`, a
+/// string or a list of text parts. The error says what the body was instead.
+pub fn reply_content(body: &str) -> Result<String, String> {
+    if body.len() > MAX_REPLY_BYTES {
+        return Err(format!(
+            "reply is longer than {MAX_REPLY_BYTES} bytes: {}",
+            snippet(body)
+        ));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|_| format!("reply is not JSON: {}", snippet(body)))?;
+    message_text(&v["choices"][0]["message"]["content"])
+        .ok_or_else(|| format!("reply has no choices[0].message.content: {}", snippet(body)))
+}
+
+/// Why a streamed reply could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamError {
+    /// The stream broke or ended early (worth another try).
+    Broken(String),
+    /// The server sent something that is not a chat-completions event stream.
+    Invalid(String),
+}
+
+/// Reads a server-sent-events chat-completions stream up to `data: [DONE]`, joining the
+/// `choices[0].delta.content` pieces. Bounded: an event line or the joined text longer than
+/// [`MAX_REPLY_BYTES`] is an error, never an unbounded buffer.
+pub fn read_event_stream(mut reader: impl BufRead) -> Result<String, StreamError> {
+    let mut out = String::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .by_ref()
+            .take(MAX_REPLY_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| StreamError::Broken(format!("stream broke: {e}")))?;
+        if n == 0 {
+            return Err(StreamError::Broken(format!(
+                "stream ended without [DONE] after {} characters",
+                out.len()
+            )));
+        }
+        if line.len() > MAX_REPLY_BYTES {
+            return Err(StreamError::Invalid(format!(
+                "a stream event is longer than {MAX_REPLY_BYTES} bytes"
+            )));
+        }
+        let text = String::from_utf8_lossy(&line);
+        let Some(data) = text.trim_end().strip_prefix("data:") else {
+            continue;
+        };
+        let data = data.trim();
+        if data == "[DONE]" {
+            return Ok(out);
+        }
+        let v: serde_json::Value = serde_json::from_str(data).map_err(|_| {
+            StreamError::Invalid(format!("stream event is not JSON: {}", snippet(data)))
+        })?;
+        if let Some(piece) = v["choices"][0]["delta"]["content"].as_str() {
+            if out.len() + piece.len() > MAX_REPLY_BYTES {
+                return Err(StreamError::Invalid(format!(
+                    "streamed reply is longer than {MAX_REPLY_BYTES} bytes"
+                )));
             }
-            let Some(data) = line.trim_end().strip_prefix("data:") else {
-                continue;
-            };
-            let data = data.trim();
-            if data == "[DONE]" {
-                return Ok(out);
-            }
-            let v: serde_json::Value = serde_json::from_str(data).map_err(|_| {
-                Failure::Fatal(format!(
-                    "POST {}: stream event is not JSON: {}",
-                    self.url,
-                    snippet(data)
-                ))
-            })?;
-            if let Some(piece) = v["choices"][0]["delta"]["content"].as_str() {
-                out.push_str(piece);
-            }
+            out.push_str(piece);
         }
     }
 }
@@ -511,5 +590,90 @@ mod tests {
         assert_eq!(message_text(&v).as_deref(), Some("ab"));
         assert_eq!(message_text(&serde_json::Value::Null), None);
         assert!(snippet(&"x".repeat(500)).ends_with('…'));
+    }
+
+    #[test]
+    fn the_key_never_shows_in_debug_output() {
+        let d = OpenAiDescriber::new(OpenAiConfig::default())
+            .unwrap()
+            .with_api_key("sk-very-secret-123");
+        let shown = format!("{d:?} {d:#?}");
+        assert!(!shown.contains("sk-very-secret"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn keys_come_from_a_file_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("key");
+        std::fs::write(&f, "  sk-from-file-42\n").unwrap();
+        let cfg = OpenAiConfig {
+            api_key_file: Some(f.clone()),
+            ..OpenAiConfig::default()
+        };
+        let d = OpenAiDescriber::new(cfg.clone()).unwrap();
+        assert_eq!(d.api_key.as_deref(), Some("sk-from-file-42"));
+        std::fs::write(&f, "a\nb\n").unwrap();
+        let e = OpenAiDescriber::new(cfg.clone()).unwrap_err().to_string();
+        assert!(e.contains("one line") && !e.contains("a\nb"), "{e}");
+        let missing = OpenAiConfig {
+            api_key_file: Some(dir.path().join("nope")),
+            ..OpenAiConfig::default()
+        };
+        let e = OpenAiDescriber::new(missing).unwrap_err().to_string();
+        assert!(e.contains("nope") && e.contains("cannot read"), "{e}");
+        let both = OpenAiConfig {
+            api_key_env: Some("HOME".into()),
+            ..cfg
+        };
+        assert!(
+            OpenAiDescriber::new(both)
+                .unwrap_err()
+                .to_string()
+                .contains("both set")
+        );
+    }
+
+    #[test]
+    fn reply_bodies_are_read_or_named() {
+        let ok = r#"{"choices":[{"message":{"content":"Frame 1: a door."}}]}"#;
+        assert_eq!(reply_content(ok).as_deref(), Ok("Frame 1: a door."));
+        let e = reply_content("<html>Bad gateway</html>").unwrap_err();
+        assert!(e.contains("not JSON") && e.contains("Bad gateway"), "{e}");
+        let e = reply_content(r#"{"choices":[]}"#).unwrap_err();
+        assert!(e.contains("choices[0].message.content"), "{e}");
+        let huge = format!("\"{}\"", "x".repeat(MAX_REPLY_BYTES));
+        assert!(reply_content(&huge).unwrap_err().contains("longer than"));
+    }
+
+    #[test]
+    fn event_streams_are_bounded() {
+        let good = "data: {\"choices\":[{\"delta\":{\"content\":\"a \"}}]}\n\n: keep-alive\ndata: {\"choices\":[{\"delta\":{\"content\":\"door\"}}]}\ndata: [DONE]\n";
+        assert_eq!(read_event_stream(good.as_bytes()).as_deref(), Ok("a door"));
+        let cut = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n";
+        assert!(
+            matches!(read_event_stream(cut.as_bytes()), Err(StreamError::Broken(m)) if m.contains("without [DONE] after 1"))
+        );
+        let junk = "data: {not json\n";
+        assert!(matches!(
+            read_event_stream(junk.as_bytes()),
+            Err(StreamError::Invalid(_))
+        ));
+        // A server that sends one endless line is cut off at the bound, not buffered whole.
+        let endless = std::io::repeat(b'x').take(3 * MAX_REPLY_BYTES as u64);
+        assert!(matches!(
+            read_event_stream(BufReader::new(endless)),
+            Err(StreamError::Invalid(m)) if m.contains("longer than")
+        ));
+        // Many small pieces that add up past the bound.
+        let piece = format!(
+            "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}]}}\n",
+            "y".repeat(1 << 20)
+        );
+        let many = piece.repeat(5);
+        assert!(matches!(
+            read_event_stream(many.as_bytes()),
+            Err(StreamError::Invalid(m)) if m.contains("streamed reply is longer")
+        ));
     }
 }

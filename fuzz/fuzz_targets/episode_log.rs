@@ -1,0 +1,23 @@
+//! The episode-log reader (torn and corrupted tails) and the dataset rows made from what it
+//! read.
+#![no_main]
+
+use embodied_r_reasoner::episode::{LogContents, embodied_r_row, grpo_row, read_segment};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let path = embodied_r_fuzz::scratch_file("episodes-000001.jsonl", data);
+    let mut out = LogContents::default();
+    if read_segment(&path, &mut out).is_ok() {
+        for r in &out.records {
+            let _ = grpo_row(r);
+            let _ = embodied_r_row(r);
+        }
+        for w in &out.warnings {
+            assert!(
+                w.offset <= data.len() as u64,
+                "warning offset inside the file"
+            );
+        }
+    }
+});

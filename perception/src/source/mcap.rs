@@ -4,6 +4,7 @@
 //! memory-mapped file and hands decoded frames over a small bounded channel, so memory stays
 //! bounded whatever the bag's size.
 
+use super::mcap_records::{Messages, check_summary};
 use super::{CameraSource, SourceError, SourceStats, ThreadFeed, skip_bad};
 use crate::Frame;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ pub use crate::ros::{COMPRESSED_IMAGE, IMAGE};
 pub fn image_topics(path: &Path) -> Result<Vec<(String, String, u64)>, SourceError> {
     let name = format!("mcap:{}", path.display());
     let map = map_file(&name, path)?;
+    check_summary(&map).map_err(|e| invalid(&name, format!("not a readable MCAP file: {e}")))?;
     let summary = mcap::Summary::read(&map)
         .map_err(|e| invalid(&name, format!("not a readable MCAP file: {e}")))?
         .ok_or_else(|| {
@@ -139,27 +141,20 @@ pub fn for_each_message(
     for file in bag_files(path)? {
         let name = format!("mcap:{}", file.display());
         let map = map_file(&name, &file)?;
-        let stream = mcap::MessageStream::new(&map)
-            .map_err(|e| invalid(&name, format!("not a readable MCAP file: {e}")))?;
-        for msg in stream {
+        if !map.starts_with(mcap::MAGIC) {
+            return Err(invalid(
+                &name,
+                "not a readable MCAP file: no MCAP magic at the start".into(),
+            ));
+        }
+        for msg in Messages::new(&map) {
             let msg = msg
                 .map_err(|e| invalid(&name, format!("MCAP read error after {n} messages: {e}")))?;
-            if !topics.is_empty() && !topics.iter().any(|t| *t == msg.channel.topic) {
+            if !topics.is_empty() && !topics.contains(&msg.topic) {
                 continue;
             }
             n += 1;
-            let keep_going = f(BagMessage {
-                topic: msg.channel.topic.clone(),
-                schema: msg
-                    .channel
-                    .schema
-                    .as_ref()
-                    .map(|s| s.name.clone())
-                    .unwrap_or_default(),
-                encoding: msg.channel.message_encoding.clone(),
-                log_time_ns: msg.log_time,
-                data: msg.data.into_owned(),
-            });
+            let keep_going = f(msg);
             if !keep_going {
                 return Ok(n);
             }
@@ -266,14 +261,7 @@ fn read_topic(
     stats: &Mutex<SourceStats>,
     tx: &SyncSender<Item>,
 ) -> bool {
-    let stream = match mcap::MessageStream::new(map) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = tx.send(Err(invalid(name, format!("not a readable MCAP file: {e}"))));
-            return false;
-        }
-    };
-    for msg in stream {
+    for msg in Messages::new(map) {
         let msg = match msg {
             Ok(m) => m,
             Err(e) => {
@@ -285,23 +273,15 @@ fn read_topic(
                 return false;
             }
         };
-        if msg.channel.topic != topic {
+        if msg.topic != topic {
             continue;
         }
         *seen_topic = true;
-        let schema = msg
-            .channel
-            .schema
-            .as_ref()
-            .map(|s| s.name.as_str())
-            .unwrap_or("");
-        if msg.channel.message_encoding != "cdr" {
+        let schema = msg.schema.as_str();
+        if msg.encoding != "cdr" {
             let _ = tx.send(Err(invalid(
                 name,
-                format!(
-                    "message encoding {:?} is not cdr",
-                    msg.channel.message_encoding
-                ),
+                format!("message encoding {:?} is not cdr", msg.encoding),
             )));
             return false;
         }
@@ -314,7 +294,7 @@ fn read_topic(
         }
         let this = *seq;
         *seq += 1;
-        match decode_message(schema, &msg.data, this, msg.log_time) {
+        match decode_message(schema, &msg.data, this, msg.log_time_ns) {
             Ok(frame) => {
                 stats.lock().unwrap_or_else(PoisonError::into_inner).frames += 1;
                 if tx.send(Ok(frame)).is_err() {

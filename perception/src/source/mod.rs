@@ -10,6 +10,7 @@ pub mod camera_format;
 pub mod decode;
 mod folder;
 pub mod mcap;
+pub mod mcap_records;
 mod video;
 
 #[cfg(feature = "camera")]

@@ -22,18 +22,23 @@ for skip in ${FUZZ_SKIP:-}; do
   for i in "${!targets[@]}"; do [ "${targets[$i]}" != "$skip" ] || unset 'targets[i]'; done
   echo "fuzz $skip: skipped (FUZZ_SKIP)"
 done
-# Sixteen codegen units instead of cargo-fuzz's one: the instrumented build of burn, zenoh and
-# tokenizers takes about a third less time on two cores, for slightly slower targets.
-read -r -a flags <<<"${FUZZ_BUILD_FLAGS---codegen-units 16}"
+# Build flags for cargo-fuzz (FUZZ_BUILD_FLAGS; default: release build, optimised, for long
+# runs). CI passes `--dev` (fuzz/Cargo.toml: opt-level 1) to keep its build short.
+read -r -a flags <<<"${FUZZ_BUILD_FLAGS:-}"
 cargo +nightly fuzz build "${flags[@]}"
 # Bounds: no single allocation over 512 MiB and no more than 2 GiB resident, whatever the input
 # claims (the readers must refuse such claims before allocating).
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t" "fuzz/regressions/$t"
   log=$(mktemp)
+  # chat_template: minijinja keeps a namespace that a template stores inside itself
+  # (`{% set ns.me = ns %}`) alive through a reference cycle; that leak is accepted and
+  # documented (docs/RELIABILITY.md, finding 3), so leak detection is off for this target only.
+  leaks=1
+  [ "$t" != chat_template ] || leaks=0
   if ! cargo +nightly fuzz run "${flags[@]}" "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" "fuzz/regressions/$t" -- \
       -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
-      -print_final_stats=1 >"$log" 2>&1; then
+      -detect_leaks="$leaks" -print_final_stats=1 >"$log" 2>&1; then
     tail -60 "$log"
     echo "fuzz target $t FAILED; the input is in fuzz/artifacts/$t/" >&2
     exit 1

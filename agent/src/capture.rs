@@ -22,6 +22,8 @@ pub struct CaptureStats {
     pub kept: u64,
     /// Key frames that could not be encoded.
     pub encode_errors: u64,
+    /// Frames the source skipped as undecodable or malformed (corrupt images, bad sizes).
+    pub source_bad: u64,
     /// Capture time of the newest frame seen (source clock).
     pub newest_stamp: Option<f64>,
     /// When the newest key frame was kept.
@@ -47,6 +49,7 @@ impl Default for CaptureStats {
             sampled: 0,
             kept: 0,
             encode_errors: 0,
+            source_bad: 0,
             newest_stamp: None,
             newest_keyframe_at: None,
             source_ended: false,
@@ -72,6 +75,10 @@ pub struct CaptureSnapshot {
     pub fps_in: f64,
     /// Key frames per second (30 s average).
     pub keyframes_per_s: f64,
+    /// Frames the source skipped as corrupt or malformed.
+    pub source_bad: u64,
+    /// Key frames that could not be encoded.
+    pub encode_errors: u64,
     /// Whether the source has ended.
     pub source_ended: bool,
     /// The source's error, if it failed.
@@ -91,6 +98,8 @@ impl CaptureStats {
             kept: self.kept,
             fps_in: self.rate_in.rate(),
             keyframes_per_s: self.rate_kept.rate(),
+            source_bad: self.source_bad,
+            encode_errors: self.encode_errors,
             source_ended: self.source_ended,
             source_error: self.source_error.clone(),
             per_frame_ms: self.per_frame_ms.percentiles(),
@@ -131,6 +140,10 @@ pub fn run_capture(
             break;
         }
         let Some(frame) = source.queue.pop_timeout(Duration::from_millis(100)) else {
+            stats
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .source_bad = source.stats().bad;
             if source.queue.is_closed() && source.queue.is_empty() {
                 break;
             }
@@ -180,7 +193,9 @@ pub fn run_capture(
         }
         let elapsed = t.elapsed().as_secs_f64() * 1e3;
         {
+            let bad = source.stats().bad;
             let mut s = stats.lock().unwrap_or_else(PoisonError::into_inner);
+            s.source_bad = bad;
             s.frames_in += 1;
             s.rate_in.tick();
             s.newest_stamp = Some(frame.stamp);
@@ -199,8 +214,10 @@ pub fn run_capture(
             on_keyframe(&kf);
         }
     }
+    let bad = source.stats().bad;
     let result = source.stop();
     let mut s = stats.lock().unwrap_or_else(PoisonError::into_inner);
+    s.source_bad = s.source_bad.max(bad);
     s.source_ended = true;
     if let Err(e) = result {
         s.source_error = Some(e.to_string());

@@ -322,6 +322,10 @@ pub struct ZenohConfig {
     pub prefix: String,
     /// Status publication period.
     pub status_period_ms: u64,
+    /// A zenoh JSON5 configuration file read first: access control (who may ask, who may
+    /// publish), TLS and mutual TLS (`transport.link.tls`), authentication. `mode`, `connect`,
+    /// `listen` and `multicast` here override it (SECURITY.md shows a deployment).
+    pub config: Option<PathBuf>,
 }
 
 impl Default for ZenohConfig {
@@ -333,6 +337,7 @@ impl Default for ZenohConfig {
             multicast: true,
             prefix: "robots/{robot_id}/embodied-r".into(),
             status_period_ms: 1000,
+            config: None,
         }
     }
 }
@@ -1029,7 +1034,19 @@ impl Config {
                 }
             }
         }
-        if self.zenoh.mode == ZenohMode::Client && self.zenoh.connect.is_empty() {
+        if let Some(p) = &self.zenoh.config
+            && !p.is_file()
+        {
+            return bad(
+                "zenoh.config",
+                format!("{:?}", p.display().to_string()),
+                "a zenoh JSON5 configuration file that exists",
+            );
+        }
+        if self.zenoh.mode == ZenohMode::Client
+            && self.zenoh.connect.is_empty()
+            && self.zenoh.config.is_none()
+        {
             return bad(
                 "zenoh.connect",
                 "[]".into(),

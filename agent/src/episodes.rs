@@ -35,6 +35,21 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
     }
 }
 
+/// Makes a file-size limit (`RLIMIT_FSIZE`, `ulimit -f`) surface as a write error (`EFBIG`)
+/// that the log reports, instead of the `SIGXFSZ` that would kill the process by default: a
+/// robot whose log hits a quota keeps answering. Process-wide; binaries call it once at start.
+pub fn surface_file_size_limits() {
+    #[cfg(unix)]
+    {
+        #[allow(unsafe_code)]
+        // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code; it only
+        // changes what the kernel does with SIGXFSZ, which nothing else in the process uses.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        }
+    }
+}
+
 /// Appends episodes.
 pub struct EpisodeLog {
     cfg: LogConfig,
@@ -195,9 +210,29 @@ impl EpisodeLog {
         if self.bytes > 0 && self.bytes + line.len() as u64 > self.cfg.segment_bytes {
             self.rotate()?;
         }
-        self.file.write_all(&line).map_err(io(&self.path))?;
-        if always {
-            self.file.sync_data().map_err(io(&self.path))?;
+        // A write that failed earlier (a full disk) may have left part of a line behind: cut the
+        // segment back to its last whole record before adding to it.
+        let len = self.file.metadata().map_err(io(&self.path))?.len();
+        if len != self.bytes {
+            self.file.set_len(self.bytes).map_err(io(&self.path))?;
+        }
+        let written = self.file.write_all(&line).and_then(|()| {
+            if always {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            // Never leave half a line for the next record to follow (the reader would stop at
+            // it and lose everything after): cut it off now, or on the next append.
+            if let Err(t) = self.file.set_len(self.bytes) {
+                tracing::error!(
+                    segment = %self.path.display(),
+                    "cannot cut a partly written record off yet ({t}); the next append will"
+                );
+            }
+            return Err(io(&self.path)(e));
         }
         self.bytes += line.len() as u64;
         self.written += 1;

@@ -338,6 +338,7 @@ impl Runtime {
             connect: cfg.zenoh.connect.clone(),
             listen: cfg.zenoh.listen.clone(),
             multicast_scouting: cfg.zenoh.multicast,
+            config_file: cfg.zenoh.config.clone(),
         };
         let zerr =
             |what: &'static str| move |e: zenoh::Error| AgentError::Zenoh(format!("{what}: {e}"));
@@ -1013,6 +1014,7 @@ fn status_json(shared: &Shared, cfg: &Config, ros: Option<&dyn RosSide>) -> serd
             "fps_in": capture.fps_in,
             "frames": capture.frames_in,
             "dropped": q.dropped,
+            "bad": capture.source_bad,
             "ended": capture.source_ended,
             "error": capture.source_error,
         },
@@ -1024,6 +1026,7 @@ fn status_json(shared: &Shared, cfg: &Config, ros: Option<&dyn RosSide>) -> serd
             "buffer_bytes": buffer.bytes,
             "newest": newest.map(|(seq, stamp, pose)| serde_json::json!({"seq": seq, "stamp": stamp, "pose": pose})),
             "newest_age_s": newest_age_s,
+            "encode_errors": capture.encode_errors,
         },
         "capture_latency_ms": {"per_frame": capture.per_frame_ms, "sampled": capture.sampled_ms},
         "queue": {

@@ -24,13 +24,19 @@ pub(crate) fn loopback_endpoint() -> Result<String> {
     Ok(format!("tcp/127.0.0.1:{port}"))
 }
 
-/// A zenoh peer session that connects only to `endpoints` (no multicast).
-pub(crate) async fn session_to(endpoints: Vec<String>, multicast: bool) -> Result<zenoh::Session> {
+/// A zenoh peer session that connects only to `endpoints` (no multicast), configured by
+/// `config_file` (a zenoh JSON5 file: TLS certificates, credentials) when given.
+pub(crate) async fn session_to(
+    endpoints: Vec<String>,
+    multicast: bool,
+    config_file: Option<std::path::PathBuf>,
+) -> Result<zenoh::Session> {
     let net = embodied_r_sim::bridge::NetConfig {
         mode: Some("peer".into()),
         connect: endpoints,
         listen: vec![],
         multicast_scouting: multicast,
+        config_file,
     };
     zenoh::open(embodied_r_sim::bridge::zenoh_config(&net)?)
         .await
@@ -64,7 +70,7 @@ impl InProcess {
                 _ => Err(anyhow::anyhow!("the runtime stopped while starting")),
             };
         }
-        let session = session_to(vec![endpoint.to_string()], false).await?;
+        let session = session_to(vec![endpoint.to_string()], false, None).await?;
         Ok(InProcess {
             server,
             stop,

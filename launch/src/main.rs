@@ -9,6 +9,7 @@ fn main() -> std::process::ExitCode {
         std::env::args_os(),
     ));
     embodied_r_launch::init_logging(cli.verbose);
+    embodied_r_agent::episodes::surface_file_size_limits();
     match embodied_r_launch::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

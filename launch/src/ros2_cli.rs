@@ -111,7 +111,7 @@ fn play(a: &PlayArgs) -> Result<()> {
     }
     let layout = layout(a);
     let rt = tokio_runtime()?;
-    let session = rt.block_on(session_to(a.connect.clone(), !a.no_multicast))?;
+    let session = rt.block_on(session_to(a.connect.clone(), !a.no_multicast, None))?;
     let max = a.rate == "max";
     let mut publishers: BTreeMap<String, TopicPublisher> = BTreeMap::new();
     let mut sent = 0u64;

@@ -251,6 +251,10 @@ pub struct NetArgs {
     /// Turn off multicast scouting (find the runtime only through --connect).
     #[arg(long)]
     pub no_multicast: bool,
+    /// A zenoh JSON5 configuration file for this console's session (TLS certificates and
+    /// keys, credentials); --connect and --no-multicast override it.
+    #[arg(long, env = "EMBODIED_R_ZENOH_CONFIG")]
+    pub zenoh_config: Option<PathBuf>,
 }
 
 impl NetArgs {
@@ -261,7 +265,12 @@ impl NetArgs {
     }
 
     async fn open(&self) -> Result<zenoh::Session> {
-        session_to(self.connect.clone(), !self.no_multicast).await
+        session_to(
+            self.connect.clone(),
+            !self.no_multicast,
+            self.zenoh_config.clone(),
+        )
+        .await
     }
 }
 

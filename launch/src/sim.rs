@@ -338,6 +338,7 @@ pub(crate) fn stream(a: &StreamArgs) -> Result<()> {
         connect: a.connect.clone(),
         listen: a.listen.clone(),
         multicast_scouting: !a.no_multicast,
+        config_file: None,
     })?;
     let publisher = SimPublisher::new(&session, &a.prefix)?;
     tracing::info!(frames = %publisher.keys().frame, hints = %publisher.keys().nav_hint, "simulator streaming");

@@ -65,6 +65,7 @@ fn simulator_streams_frames_and_follows_a_nav_hint() {
         connect: vec![endpoint.clone()],
         listen: vec![],
         multicast_scouting: false,
+        config_file: None,
     };
     let start = Instant::now();
     let session = loop {

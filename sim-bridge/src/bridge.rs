@@ -456,6 +456,10 @@ mod net {
         pub listen: Vec<String>,
         /// Multicast scouting (on by default in zenoh; tests turn it off to stay on loopback).
         pub multicast_scouting: bool,
+        /// A zenoh JSON5 configuration file read first (access control, TLS certificates,
+        /// authentication, anything zenoh configures); the fields above override it where set
+        /// (`mode` when given, the endpoint lists when not empty, scouting always).
+        pub config_file: Option<std::path::PathBuf>,
     }
 
     fn z<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> BridgeError + '_ {
@@ -471,7 +475,15 @@ mod net {
 
     /// The zenoh configuration for `cfg` (for callers that open the session asynchronously).
     pub fn zenoh_config(cfg: &NetConfig) -> Result<zenoh::Config, BridgeError> {
-        let mut c = zenoh::Config::default();
+        let mut c = match &cfg.config_file {
+            None => zenoh::Config::default(),
+            Some(p) => zenoh::Config::from_file(p).map_err(|e| {
+                BridgeError::Zenoh(format!(
+                    "zenoh configuration file {}: {e} (expected zenoh's JSON5 configuration)",
+                    p.display()
+                ))
+            })?,
+        };
         let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
         if let Some(mode) = &cfg.mode {
             c.insert_json5("mode", &format!("{mode:?}"))

@@ -87,7 +87,19 @@ pub struct Proc {
 impl Proc {
     /// Starts `bin args…` with extra environment.
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Proc {
-        let mut cmd = Command::new(binary());
+        Proc::spawn_under(&[], args, env)
+    }
+
+    /// Starts `wrapper… bin args…` (e.g. `prlimit --fsize=N`) with extra environment.
+    pub fn spawn_under(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut cmd = match wrapper.split_first() {
+            None => Command::new(binary()),
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(binary());
+                c
+            }
+        };
         cmd.args(args)
             .current_dir(workspace())
             .stdin(Stdio::null())

@@ -367,6 +367,9 @@ pub enum StreamError {
 pub fn read_event_stream(mut reader: impl BufRead) -> Result<String, StreamError> {
     let mut out = String::new();
     let mut line = Vec::new();
+    // Whether any `data:` line came, and the first line that was not one (for the error when
+    // the server answered with something that is not an event stream at all).
+    let (mut events, mut other) = (0usize, None::<String>);
     loop {
         line.clear();
         let n = reader
@@ -375,6 +378,13 @@ pub fn read_event_stream(mut reader: impl BufRead) -> Result<String, StreamError
             .read_until(b'\n', &mut line)
             .map_err(|e| StreamError::Broken(format!("stream broke: {e}")))?;
         if n == 0 {
+            if events == 0
+                && let Some(first) = other
+            {
+                return Err(StreamError::Invalid(format!(
+                    "reply is not an event stream: {first}"
+                )));
+            }
             return Err(StreamError::Broken(format!(
                 "stream ended without [DONE] after {} characters",
                 out.len()
@@ -387,8 +397,19 @@ pub fn read_event_stream(mut reader: impl BufRead) -> Result<String, StreamError
         }
         let text = String::from_utf8_lossy(&line);
         let Some(data) = text.trim_end().strip_prefix("data:") else {
+            // Comments (`: keep-alive`), blank lines and the other fields are the format.
+            let t = text.trim();
+            let field = t.split(':').next().unwrap_or_default();
+            if other.is_none()
+                && !t.is_empty()
+                && !t.starts_with(':')
+                && !matches!(field, "event" | "id" | "retry")
+            {
+                other = Some(snippet(t));
+            }
             continue;
         };
+        events += 1;
         let data = data.trim();
         if data == "[DONE]" {
             return Ok(out);
@@ -654,6 +675,16 @@ mod tests {
         assert!(
             matches!(read_event_stream(cut.as_bytes()), Err(StreamError::Broken(m)) if m.contains("without [DONE] after 1"))
         );
+        let plain = "this is not json";
+        assert!(matches!(
+            read_event_stream(plain.as_bytes()),
+            Err(StreamError::Invalid(m)) if m.contains("not an event stream") && m.contains("this is not json")
+        ));
+        let json = "{\"choices\": []}";
+        assert!(matches!(
+            read_event_stream(json.as_bytes()),
+            Err(StreamError::Invalid(m)) if m.contains("not an event stream")
+        ));
         let junk = "data: {not json\n";
         assert!(matches!(
             read_event_stream(junk.as_bytes()),

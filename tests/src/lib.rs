@@ -74,6 +74,20 @@ pub async fn zenoh_peer(port: u16) -> zenoh::Session {
         .unwrap_or_else(|e| panic!("opening a zenoh session to port {port}: {e}"))
 }
 
+/// The next status the runtime publishes on `key` (within 10 s), as JSON.
+pub async fn next_status(session: &zenoh::Session, key: &str) -> serde_json::Value {
+    let sub = session
+        .declare_subscriber(key)
+        .await
+        .unwrap_or_else(|e| panic!("subscribing to {key}: {e}"));
+    let sample = tokio::time::timeout(Duration::from_secs(10), sub.recv_async())
+        .await
+        .unwrap_or_else(|_| panic!("no status on {key} within 10 s"))
+        .unwrap_or_else(|e| panic!("status subscription on {key}: {e}"));
+    serde_json::from_slice(&sample.payload().to_bytes())
+        .unwrap_or_else(|e| panic!("status on {key} is not JSON: {e}"))
+}
+
 /// A child process with its stdout lines on a channel; SIGTERM then kill on drop.
 pub struct Proc {
     /// The child.

@@ -9,7 +9,7 @@
 
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
-use embodied_r_tests::{FakeVlm, Proc, free_port, model, zenoh_peer};
+use embodied_r_tests::{FakeVlm, Proc, free_port, model, next_status, zenoh_peer};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -82,18 +82,6 @@ enabled = false
     p
 }
 
-async fn status(s: &zenoh::Session) -> Value {
-    let sub = s
-        .declare_subscriber("robots/cam/embodied-r/status")
-        .await
-        .unwrap();
-    let sample = tokio::time::timeout(Duration::from_secs(10), sub.recv_async())
-        .await
-        .expect("a status within 10 s")
-        .unwrap();
-    serde_json::from_slice(&sample.payload().to_bytes()).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_frames_are_counted_and_answers_go_on_after_the_stream_ends() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,7 +116,7 @@ async fn corrupt_frames_are_counted_and_answers_go_on_after_the_stream_ends() {
     // Wait for the end of the stream (15 files at 6 fps).
     let end = Instant::now() + Duration::from_secs(60);
     let st = loop {
-        let st = status(&s).await;
+        let st = next_status(&s, "robots/cam/embodied-r/status").await;
         if st["source"]["ended"] == true || Instant::now() > end {
             break st;
         }

@@ -11,7 +11,7 @@
 
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
-use embodied_r_tests::{Proc, free_port, model, workspace, zenoh_peer};
+use embodied_r_tests::{Proc, free_port, model, next_status, workspace, zenoh_peer};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -158,19 +158,6 @@ async fn timed_ask(s: &zenoh::Session, deadline_ms: u64) -> (Value, Duration) {
     (v, t.elapsed())
 }
 
-/// The latest status of the runtime.
-async fn status(s: &zenoh::Session) -> Value {
-    let sub = s
-        .declare_subscriber("robots/faulty/embodied-r/status")
-        .await
-        .unwrap();
-    let sample = tokio::time::timeout(Duration::from_secs(10), sub.recv_async())
-        .await
-        .expect("a status within 10 s")
-        .unwrap();
-    serde_json::from_slice(&sample.payload().to_bytes()).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_vlm_gives_named_errors_in_time_and_the_runtime_keeps_going() {
     let dir = tempfile::tempdir().unwrap();
@@ -198,7 +185,7 @@ async fn a_broken_vlm_gives_named_errors_in_time_and_the_runtime_keeps_going() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(first.get("error").is_none(), "healthy VLM: {first}");
-    let st = status(&s).await;
+    let st = next_status(&s, "robots/faulty/embodied-r/status").await;
     let frames_at_start = st["source"]["frames"].as_u64().unwrap();
     // Asks before the first key frame count as failed (`no_frames`) too.
     let failed_at_start = st["asks"]["failed"].as_u64().unwrap();
@@ -278,7 +265,7 @@ async fn a_broken_vlm_gives_named_errors_in_time_and_the_runtime_keeps_going() {
     assert!(v.get("error").is_none(), "after the faults: {v}");
 
     // It kept capturing the whole time, and counted every failure.
-    let st = status(&s).await;
+    let st = next_status(&s, "robots/faulty/embodied-r/status").await;
     let frames = st["source"]["frames"].as_u64().unwrap();
     assert!(
         frames > frames_at_start + 8,

@@ -34,9 +34,10 @@ for t in "${targets[@]}"; do
   # chat_template: minijinja keeps a namespace that a template stores inside itself
   # (`{% set ns.me = ns %}`) alive through a reference cycle; that leak is accepted and
   # documented (docs/RELIABILITY.md, finding 3), so leak detection is off for this target only.
+  # (libFuzzer's -detect_leaks covers the fuzzing loop, ASAN_OPTIONS the check at exit.)
   leaks=1
   [ "$t" != chat_template ] || leaks=0
-  if ! cargo +nightly fuzz run "${flags[@]}" "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" "fuzz/regressions/$t" -- \
+  if ! ASAN_OPTIONS="detect_leaks=$leaks" cargo +nightly fuzz run "${flags[@]}" "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" "fuzz/regressions/$t" -- \
       -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
       -detect_leaks="$leaks" -print_final_stats=1 >"$log" 2>&1; then
     tail -60 "$log"

@@ -293,6 +293,21 @@ fsync = "never"
     p
 }
 
+/// Writes `<dir>/<file>`: a runtime config for robot `robot_id` with the sections in `body`
+/// (source, describer, zenoh, log …) and the settings every end-to-end runtime shares: every
+/// frame offered to the key-frame selector, a 4-frame window, the fetched default LM with a
+/// short answer budget, one thread and no consistency pass.
+pub fn runtime_config(dir: &Path, file: &str, robot_id: &str, body: &str) -> PathBuf {
+    let text = format!(
+        "robot_id = \"{robot_id}\"\n\n[keyframes]\nsample_fps = 0.0\n\n[buffer]\nwindow_max = 4\n\n\
+         [reasoner]\nmodel = \"{model}\"\nmax_tokens = 12\nthreads = 1\nconsistency = false\n\n{body}",
+        model = model().display(),
+    );
+    let p = dir.join(file);
+    std::fs::write(&p, text).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+    p
+}
+
 /// A stand-in VLM: an HTTP server on a loopback port of this process that answers every
 /// OpenAI-style chat completion with one fixed description and counts the requests it served.
 /// It is a real server on a real socket; the runtime talks to it with its own HTTP client.

@@ -9,7 +9,7 @@
 
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
-use embodied_r_tests::{FakeVlm, Proc, free_port, model, next_status, zenoh_peer};
+use embodied_r_tests::{FakeVlm, Proc, free_port, next_status, runtime_config, zenoh_peer};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -36,19 +36,11 @@ fn config(
     vlm: &str,
 ) -> std::path::PathBuf {
     let text = format!(
-        r#"robot_id = "cam"
-
-[source]
+        r#"[source]
 kind = "folder"
 path = "{frames}"
 fps = 6.0
 rate = "realtime"
-
-[keyframes]
-sample_fps = 0.0
-
-[buffer]
-window_max = 4
 
 [describer]
 kind = "openai"
@@ -59,12 +51,6 @@ model = "fake-vlm"
 timeout_s = 20.0
 retries = 0
 
-[reasoner]
-model = "{model}"
-max_tokens = 12
-threads = 1
-consistency = false
-
 [zenoh]
 listen = ["tcp/127.0.0.1:{port}"]
 multicast = false
@@ -74,12 +60,9 @@ status_period_ms = 200
 enabled = false
 "#,
         frames = frames.display(),
-        model = model().display(),
         vlm = vlm,
     );
-    let p = dir.join("cam.toml");
-    std::fs::write(&p, text).unwrap();
-    p
+    runtime_config(dir, "cam.toml", "cam", &text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@
 
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
-use embodied_r_tests::{Proc, free_port, model};
+use embodied_r_tests::{Proc, free_port, runtime_config};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -34,9 +34,7 @@ fn router(port: u16) -> Child {
 
 fn config(dir: &std::path::Path, router_port: u16) -> std::path::PathBuf {
     let text = format!(
-        r#"robot_id = "routed"
-
-[source]
+        r#"[source]
 kind = "sim"
 scene = "indoor_0000"
 width = 160
@@ -46,20 +44,8 @@ frames_per_action = 4
 fps = 8.0
 rate = "realtime"
 
-[keyframes]
-sample_fps = 0.0
-
-[buffer]
-window_max = 4
-
 [describer]
 kind = "sim"
-
-[reasoner]
-model = "{model}"
-max_tokens = 12
-threads = 1
-consistency = false
 
 [zenoh]
 mode = "client"
@@ -70,11 +56,8 @@ status_period_ms = 200
 [log]
 enabled = false
 "#,
-        model = model().display(),
     );
-    let p = dir.join("routed.toml");
-    std::fs::write(&p, text).unwrap();
-    p
+    runtime_config(dir, "routed.toml", "routed", &text)
 }
 
 async fn client(router_port: u16) -> zenoh::Session {

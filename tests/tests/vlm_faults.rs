@@ -11,7 +11,7 @@
 
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
-use embodied_r_tests::{Proc, free_port, model, next_status, workspace, zenoh_peer};
+use embodied_r_tests::{Proc, free_port, next_status, runtime_config, workspace, zenoh_peer};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -84,9 +84,7 @@ impl Drop for Vlm {
 
 fn config(dir: &Path, port: u16, vlm_port: u16) -> PathBuf {
     let text = format!(
-        r#"robot_id = "faulty"
-
-[source]
+        r#"[source]
 kind = "sim"
 scene = "indoor_0000"
 width = 160
@@ -95,12 +93,6 @@ actions = 200
 frames_per_action = 4
 fps = 8.0
 rate = "realtime"
-
-[keyframes]
-sample_fps = 0.0
-
-[buffer]
-window_max = 4
 
 [describer]
 kind = "openai"
@@ -115,12 +107,6 @@ retries = 1
 backoff_s = 0.1
 stream = true
 
-[reasoner]
-model = "{model}"
-max_tokens = 16
-threads = 1
-consistency = false
-
 [zenoh]
 listen = ["tcp/127.0.0.1:{port}"]
 multicast = false
@@ -130,12 +116,9 @@ status_period_ms = 200
 dir = "{log}"
 fsync = "never"
 "#,
-        model = model().display(),
         log = dir.join("episodes").display(),
     );
-    let p = dir.join("faults.toml");
-    std::fs::write(&p, text).unwrap();
-    p
+    runtime_config(dir, "faults.toml", "faulty", &text)
 }
 
 fn req(deadline_ms: u64) -> AskRequest {

@@ -13,7 +13,7 @@
 
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
-use embodied_r_tests::{Proc, free_port, model};
+use embodied_r_tests::{Proc, free_port, runtime_config};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, Issuer, KeyPair};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -88,11 +88,9 @@ fn runtime_zenoh(dir: &Path, ca: &Path, cert: &Path, key: &Path) -> PathBuf {
     p
 }
 
-fn runtime_config(dir: &Path, zenoh_file: &Path, port: u16) -> PathBuf {
+fn secure_config(dir: &Path, zenoh_file: &Path, port: u16) -> PathBuf {
     let text = format!(
-        r#"robot_id = "secure"
-
-[source]
+        r#"[source]
 kind = "sim"
 scene = "indoor_0000"
 width = 160
@@ -100,20 +98,8 @@ height = 120
 actions = 200
 rate = "realtime"
 
-[keyframes]
-sample_fps = 0.0
-
-[buffer]
-window_max = 4
-
 [describer]
 kind = "sim"
-
-[reasoner]
-model = "{model}"
-max_tokens = 12
-threads = 1
-consistency = false
 
 [zenoh]
 config = "{zenoh}"
@@ -124,12 +110,9 @@ status_period_ms = 200
 [log]
 enabled = false
 "#,
-        model = model().display(),
         zenoh = zenoh_file.display(),
     );
-    let p = dir.join("secure.toml");
-    std::fs::write(&p, text).unwrap();
-    p
+    runtime_config(dir, "secure.toml", "secure", &text)
 }
 
 /// A client session to the runtime at `endpoint`, with TLS settings when given (a client
@@ -181,7 +164,7 @@ async fn only_the_console_may_ask_over_mutual_tls() {
 
     let port = free_port();
     let zf = runtime_zenoh(d, &ca_pem, &rt_cert, &rt_key);
-    let cfg = runtime_config(d, &zf, port);
+    let cfg = secure_config(d, &zf, port);
     let mut rt = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], &[]);
     rt.wait_line("ready ", Duration::from_secs(180));
     let endpoint = format!("tls/127.0.0.1:{port}");

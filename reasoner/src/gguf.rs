@@ -301,7 +301,8 @@ impl GgufFile {
             let magic = c.array::<4>("magic")?;
             if &magic != GGUF_MAGIC {
                 return Err(c.err(format!(
-                    "not a GGUF file: magic is {magic:02x?}, expected \"GGUF\""
+                    "not a GGUF file: it starts with \"{}\" (bytes {magic:02x?}), expected \"GGUF\"",
+                    magic.escape_ascii()
                 )));
             }
             let version = c.u32("version")?;

@@ -5,10 +5,13 @@
 //! place; on every other backend we fall back to `into_data` / `slice_assign`, which are
 //! correct everywhere and only slower. Nothing here is `unsafe`.
 
+#[cfg(feature = "flex")]
 use std::any::Any;
 
+#[cfg(feature = "flex")]
+use burn::tensor::TensorPrimitive;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{Tensor, TensorData};
 
 #[cfg(feature = "flex")]
 type FlexTensor = burn::backend::flex::FlexTensor;
@@ -174,6 +177,7 @@ pub(crate) fn write_positions<B: Backend>(
     src: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
     let [b, h, s, d] = src.dims();
+    #[cfg(feature = "flex")]
     let cap = dst.dims()[2];
     #[cfg(feature = "flex")]
     let dst = match as_flex::<B, 4>(dst) {

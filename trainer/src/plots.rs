@@ -1,5 +1,6 @@
 //! PNG curves of a training run (`OUT/curves.png`), drawn from its `metrics.jsonl` so that a
-//! resumed or interrupted run is plotted whole.
+//! resumed or interrupted run is plotted whole, and the general panel grid they are drawn with
+//! ([`write_panels`], also used for the runtime's soak curves).
 //!
 //! Text goes through plotters' `ab_glyph` renderer, which needs a TrueType font file but no
 //! system font library: the file named by `EMBODIED_R_FONT`, else the first of the usual
@@ -152,6 +153,15 @@ fn smooth(ys: &[f64], w: usize) -> Vec<f64> {
     out
 }
 
+/// An x-axis tick label: whole numbers (steps, seconds) without decimals.
+fn x_tick(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e9 {
+        format!("{v:.0}")
+    } else {
+        tick(v)
+    }
+}
+
 /// A y-axis tick label with as many digits as its size needs.
 fn tick(v: f64) -> String {
     let a = v.abs();
@@ -175,6 +185,67 @@ pub fn write_curves(metrics: &[StepMetrics], font: &Path, path: &Path) -> Result
             path.display()
         )));
     }
+    let first = metrics[0].step;
+    let last = metrics[metrics.len() - 1].step;
+    let panels: Vec<Panel> = PANELS
+        .iter()
+        .map(|(name, series)| Panel {
+            title: name.to_string(),
+            x_desc: "step".into(),
+            series: series
+                .iter()
+                .map(|(label, f)| {
+                    let points = metrics.iter().map(|m| (m.step as f64, f(m))).collect();
+                    (label.to_string(), points)
+                })
+                .collect(),
+        })
+        .collect();
+    // RL curves are noisy: a trailing mean over a tenth of the run, at least 5 steps.
+    let window = (metrics.len() / 10).max(5);
+    write_panels(
+        &format!("GRPO run: steps {first}–{last}"),
+        &panels,
+        (3, 3),
+        Some(window),
+        font,
+        path,
+    )
+}
+
+/// One chart of a figure: its title, the x axis's name, and its series (label, points in x
+/// order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panel {
+    /// Caption above the chart.
+    pub title: String,
+    /// The x axis's name.
+    pub x_desc: String,
+    /// Label and points of each line.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// Draws `panels` on a `(rows, columns)` grid into a [`SIZE`] PNG at `path`, titled `title`.
+/// With `smooth = Some(w)` each series is drawn raw (light) and as a `w`-point trailing mean
+/// (bold); with `None`, raw and bold. Non-finite values are left out of the axis ranges.
+pub fn write_panels(
+    title: &str,
+    panels: &[Panel],
+    grid: (usize, usize),
+    smooth_window: Option<usize>,
+    font: &Path,
+    path: &Path,
+) -> Result<()> {
+    if panels.is_empty()
+        || panels
+            .iter()
+            .all(|p| p.series.iter().all(|s| s.1.is_empty()))
+    {
+        return Err(TrainError::Plot(format!(
+            "{}: nothing to plot (no points)",
+            path.display()
+        )));
+    }
     register_font(font)?;
     let (w, h) = SIZE;
     let mut buf = vec![0u8; (w * h * 3) as usize];
@@ -182,67 +253,78 @@ pub fn write_curves(metrics: &[StepMetrics], font: &Path, path: &Path) -> Result
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fail(&e))?;
-        let first = metrics[0].step;
-        let last = metrics[metrics.len() - 1].step;
-        let title = format!("GRPO run: steps {first}–{last}");
         let root = root
-            .titled(&title, ("sans-serif", 26))
+            .titled(title, ("sans-serif", 26))
             .map_err(|e| fail(&e))?;
-        // RL curves are noisy: a trailing mean over a tenth of the run, at least 5 steps.
-        let window = (metrics.len() / 10).max(5);
-        let x_hi = if last > first { last } else { first + 1 };
-        for (area, (name, series)) in root.split_evenly((3, 3)).iter().zip(PANELS) {
-            let ys: Vec<Vec<f64>> = series
-                .iter()
-                .map(|(_, f)| metrics.iter().map(f).collect())
-                .collect();
-            let finite = ys.iter().flatten().copied().filter(|v| v.is_finite());
-            let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-                (a.min(v), b.max(v))
-            });
-            let (lo, hi) = if lo > hi {
-                (0.0, 1.0)
-            } else if hi - lo < 1e-12 {
-                (lo - 0.5 * lo.abs().max(1e-3), hi + 0.5 * hi.abs().max(1e-3))
-            } else {
-                (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+        for (area, panel) in root.split_evenly(grid).iter().zip(panels) {
+            let range = |vals: &mut dyn Iterator<Item = f64>| {
+                let (lo, hi) = vals
+                    .filter(|v| v.is_finite())
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                        (a.min(v), b.max(v))
+                    });
+                if lo > hi {
+                    (0.0, 1.0)
+                } else if hi - lo < 1e-12 {
+                    (lo - 0.5 * lo.abs().max(1e-3), hi + 0.5 * hi.abs().max(1e-3))
+                } else {
+                    (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+                }
             };
+            let points = || panel.series.iter().flat_map(|s| s.1.iter());
+            let (x_lo, x_hi) = {
+                let xs: Vec<f64> = points().map(|p| p.0).filter(|x| x.is_finite()).collect();
+                let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                if lo > hi {
+                    (0.0, 1.0)
+                } else if hi > lo {
+                    (lo, hi)
+                } else {
+                    (lo, lo + 1.0)
+                }
+            };
+            let (lo, hi) = range(&mut points().map(|p| p.1));
             let mut chart = ChartBuilder::on(area)
-                .caption(*name, ("sans-serif", 18))
+                .caption(&panel.title, ("sans-serif", 18))
                 .margin(10)
                 .x_label_area_size(30)
                 .y_label_area_size(60)
-                .build_cartesian_2d(first..x_hi, lo..hi)
+                .build_cartesian_2d(x_lo..x_hi, lo..hi)
                 .map_err(|e| fail(&e))?;
             chart
                 .configure_mesh()
-                .x_desc("step")
+                .x_desc(panel.x_desc.as_str())
                 .label_style(("sans-serif", 12))
+                .x_label_formatter(&|v| x_tick(*v))
                 .y_label_formatter(&|v| tick(*v))
                 .draw()
                 .map_err(|e| fail(&e))?;
-            for (k, ((label, _), y)) in series.iter().zip(&ys).enumerate() {
+            for (k, (label, pts)) in panel.series.iter().enumerate() {
                 let colour = COLOURS[k % COLOURS.len()];
-                let steps = metrics.iter().map(|m| m.step);
-                chart
-                    .draw_series(LineSeries::new(
-                        steps.clone().zip(y.iter().copied()),
-                        colour.mix(0.3),
-                    ))
-                    .map_err(|e| fail(&e))?;
+                let finite = pts.iter().copied().filter(|p| p.0.is_finite());
+                let bold = match smooth_window {
+                    Some(win) => {
+                        chart
+                            .draw_series(LineSeries::new(finite.clone(), colour.mix(0.3)))
+                            .map_err(|e| fail(&e))?;
+                        let ys: Vec<f64> = pts.iter().map(|p| p.1).collect();
+                        let xs = pts.iter().map(|p| p.0);
+                        xs.zip(smooth(&ys, win)).collect::<Vec<_>>()
+                    }
+                    None => finite.collect(),
+                };
                 let drawn = chart
-                    .draw_series(LineSeries::new(
-                        steps.zip(smooth(y, window)),
-                        colour.stroke_width(2),
-                    ))
+                    .draw_series(LineSeries::new(bold, colour.stroke_width(2)))
                     .map_err(|e| fail(&e))?;
-                if series.len() > 1 {
-                    drawn.label(*label).legend(move |(x, y)| {
+                if panel.series.len() > 1 {
+                    let label = label.clone();
+                    drawn.label(label).legend(move |(x, y)| {
                         PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2))
                     });
                 }
             }
-            if series.len() > 1 {
+            if panel.series.len() > 1 {
                 chart
                     .configure_series_labels()
                     .background_style(WHITE.mix(0.8))
@@ -308,6 +390,42 @@ mod tests {
         assert_eq!(tick(120.0), "120");
         assert_eq!(tick(5e-4), "5.0e-4");
         assert_eq!(tick(2.5e5), "2.5e5");
+    }
+
+    #[test]
+    fn panels_need_points_and_draw_each_series() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("panels.png");
+        let font = find_font().expect("a font (install fonts-dejavu-core or set EMBODIED_R_FONT)");
+        let e = write_panels("t", &[], (1, 1), None, &font, &p).unwrap_err();
+        assert!(e.to_string().contains("nothing to plot"), "{e}");
+        let line = |k: f64| {
+            (0..60)
+                .map(|i| (i as f64, k * i as f64))
+                .collect::<Vec<_>>()
+        };
+        let panels = [
+            Panel {
+                title: "memory".into(),
+                x_desc: "s".into(),
+                series: vec![("rss".into(), line(2.0))],
+            },
+            Panel {
+                title: "counts".into(),
+                x_desc: "s".into(),
+                series: vec![("a".into(), line(1.0)), ("b".into(), vec![(0.0, f64::NAN)])],
+            },
+        ];
+        write_panels("soak", &panels, (1, 2), None, &font, &p).expect("plot");
+        let img = image::open(&p).expect("png").to_rgb8();
+        assert_eq!(img.dimensions(), SIZE);
+        let blue = img.pixels().filter(|p| p.0 == [31, 119, 180]).count();
+        assert!(
+            blue > 200,
+            "the first series of each panel is drawn: {blue} pixels"
+        );
+        assert_eq!(x_tick(30.0), "30");
+        assert_eq!(x_tick(2.5), "2.50");
     }
 
     #[test]

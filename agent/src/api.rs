@@ -10,6 +10,12 @@ use std::time::{Duration, Instant};
 /// Largest request payload read at all (the question limit applies after parsing).
 pub const MAX_PAYLOAD: usize = 256 * 1024;
 
+/// Longest `client` name, bytes.
+pub const MAX_CLIENT_BYTES: usize = 64;
+
+/// The client name of requests that give none: they share one per-client bound.
+pub const ANONYMOUS_CLIENT: &str = "anonymous";
+
 /// `{question, choices?, window?, deadline_ms?, ground_truth?, category?}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +38,12 @@ pub struct AskRequest {
     /// Dataset category, recorded in the episode log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// Who is asking: the key of the per-client bound (`api.per_client`). 1 to 64 characters
+    /// from `A-Z a-z 0-9 . _ - : / @`. Self-declared: the access-control config decides who may
+    /// ask at all; this name only keeps one busy console from taking every queue slot.
+    /// Requests without it share the bound of one client named `anonymous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 /// How far an answer has got: the current stage (`queued`, `describing`, `reasoning`,
@@ -129,6 +141,24 @@ pub fn admit(
         }
         _ => {}
     }
+    let client = match req.client {
+        None => ANONYMOUS_CLIENT.to_string(),
+        Some(c) => {
+            let ok = (1..=MAX_CLIENT_BYTES).contains(&c.len())
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-:/@".contains(&b));
+            if !ok {
+                let shown: String = c.chars().take(MAX_CLIENT_BYTES).collect();
+                return Err(AskError::new(
+                    "bad_request",
+                    format!(
+                        "client = {shown:?}; expected 1 to {MAX_CLIENT_BYTES} characters from A-Z a-z 0-9 . _ - : / @"
+                    ),
+                ));
+            }
+            c
+        }
+    };
     let deadline_ms = req.deadline_ms.unwrap_or(cfg.default_deadline_ms);
     if deadline_ms < cfg.min_deadline_ms {
         return Err(AskError::new(
@@ -164,6 +194,7 @@ pub fn admit(
         deadline: received + Duration::from_millis(deadline_ms),
         ground_truth: req.ground_truth,
         category: req.category,
+        client,
         received,
         received_unix: now_unix,
     })
@@ -211,6 +242,32 @@ mod tests {
         assert_eq!(
             ok(r#"{"question":"q","window":"all"}"#).window,
             WindowQuery::All
+        );
+    }
+
+    #[test]
+    fn names_the_client_or_calls_it_anonymous() {
+        assert_eq!(ok(r#"{"question":"q"}"#).client, ANONYMOUS_CLIENT);
+        assert_eq!(
+            ok(r#"{"question":"q","client":"console-2@base:7447/x_y.z"}"#).client,
+            "console-2@base:7447/x_y.z"
+        );
+        let long = "c".repeat(MAX_CLIENT_BYTES + 1);
+        for bad in ["", "two words", "tab\t", "ünicode", long.as_str()] {
+            let json = serde_json::json!({"question": "q", "client": bad}).to_string();
+            let e = err(Some(&json), None);
+            assert_eq!(e.code, "bad_request", "{bad:?}");
+            assert!(e.message.starts_with("client = "), "{}", e.message);
+            assert!(
+                e.message.len() < 200,
+                "the message quotes a bounded name: {}",
+                e.message
+            );
+        }
+        let ok_len = "c".repeat(MAX_CLIENT_BYTES);
+        assert_eq!(
+            ok(&format!(r#"{{"question":"q","client":"{ok_len}"}}"#)).client,
+            ok_len
         );
     }
 

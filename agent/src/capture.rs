@@ -28,6 +28,8 @@ pub struct CaptureStats {
     pub newest_stamp: Option<f64>,
     /// When the newest key frame was kept.
     pub newest_keyframe_at: Option<Instant>,
+    /// When the newest frame arrived (a stalled camera: long ago, and not ended).
+    pub last_frame_at: Option<Instant>,
     /// Whether the source has ended.
     pub source_ended: bool,
     /// The source's final error, if it failed.
@@ -52,6 +54,7 @@ impl Default for CaptureStats {
             source_bad: 0,
             newest_stamp: None,
             newest_keyframe_at: None,
+            last_frame_at: None,
             source_ended: false,
             source_error: None,
             per_frame_ms: Latencies::new(4096),
@@ -79,6 +82,9 @@ pub struct CaptureSnapshot {
     pub source_bad: u64,
     /// Key frames that could not be encoded.
     pub encode_errors: u64,
+    /// Seconds since the newest frame arrived (`None` before the first): it grows while a
+    /// camera stalls without ending.
+    pub idle_s: Option<f64>,
     /// Whether the source has ended.
     pub source_ended: bool,
     /// The source's error, if it failed.
@@ -100,6 +106,7 @@ impl CaptureStats {
             keyframes_per_s: self.rate_kept.rate(),
             source_bad: self.source_bad,
             encode_errors: self.encode_errors,
+            idle_s: self.last_frame_at.map(|t| t.elapsed().as_secs_f64()),
             source_ended: self.source_ended,
             source_error: self.source_error.clone(),
             per_frame_ms: self.per_frame_ms.percentiles(),
@@ -197,6 +204,7 @@ pub fn run_capture(
             let mut s = stats.lock().unwrap_or_else(PoisonError::into_inner);
             s.source_bad = bad;
             s.frames_in += 1;
+            s.last_frame_at = Some(Instant::now());
             s.rate_in.tick();
             s.newest_stamp = Some(frame.stamp);
             s.per_frame_ms.record(elapsed);

@@ -76,6 +76,10 @@ pub enum SourceKind {
     /// A ROS 2 image topic (`source.topic`: `sensor_msgs/msg/Image`, or `CompressedImage` for a
     /// name ending in `/compressed`), reached as `[ros2]` says.
     Ros2,
+    /// A synthetic moving test pattern (a poster panned, zoomed and rotated, 5 s per motion)
+    /// at `source.fps`, `source.width` × `source.height`, poster `source.seed`; it never ends.
+    /// For soak tests and for trying the runtime without a camera.
+    Pattern,
 }
 
 /// How file sources are paced.
@@ -348,6 +352,9 @@ impl Default for ZenohConfig {
 pub struct ApiConfig {
     /// Questions waiting beyond the one being answered; more are refused as `busy`.
     pub queue: usize,
+    /// Questions one client (the request's `client`, or `anonymous`) may have waiting or being
+    /// answered at once; more from it are refused as `busy` while others still get in.
+    pub per_client: usize,
     /// Longest question (with choices) in bytes.
     pub max_question_bytes: usize,
     /// Most choices.
@@ -364,6 +371,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             queue: 4,
+            per_client: 2,
             max_question_bytes: 4096,
             max_choices: 8,
             default_deadline_ms: 120_000,
@@ -785,12 +793,19 @@ impl Config {
         }
         let s = &self.source;
         match s.kind {
-            SourceKind::Sim => {
-                if embodied_r_sim_scene(&s.scene).is_none() {
+            SourceKind::Sim | SourceKind::Pattern => {
+                if s.kind == SourceKind::Sim && embodied_r_sim_scene(&s.scene).is_none() {
                     return bad(
                         "source.scene",
                         format!("{:?}", s.scene),
                         "city_NNNN or indoor_NNNN, e.g. city_0000",
+                    );
+                }
+                if s.kind == SourceKind::Pattern && u32::try_from(s.seed).is_err() {
+                    return bad(
+                        "source.seed",
+                        s.seed.to_string(),
+                        "a pattern seed below 2^32",
                     );
                 }
                 if !(16..=4096).contains(&s.width) || !(16..=4096).contains(&s.height) {
@@ -1067,6 +1082,9 @@ impl Config {
                 a.max_question_bytes.to_string(),
                 "at least 16",
             );
+        }
+        if a.per_client == 0 {
+            return bad("api.per_client", "0".into(), "at least 1 question");
         }
         if !(2..=8).contains(&a.max_choices) {
             return bad("api.max_choices", a.max_choices.to_string(), "2..=8");

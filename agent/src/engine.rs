@@ -70,6 +70,8 @@ pub struct Question {
     pub ground_truth: Option<String>,
     /// Dataset category, when known.
     pub category: Option<String>,
+    /// Who asked (`anonymous` when the request did not say).
+    pub client: String,
     /// When the API accepted it.
     pub received: Instant,
     /// Wall-clock time of arrival.
@@ -624,6 +626,7 @@ pub fn question_from_record(rec: &EpisodeRecord) -> Question {
         deadline: now + std::time::Duration::from_secs(24 * 3600),
         ground_truth: rec.ground_truth.clone(),
         category: rec.category.clone(),
+        client: "replay".into(),
         received: now,
         received_unix: rec.time_unix,
     }
@@ -760,6 +763,7 @@ mod tests {
             deadline: now + std::time::Duration::from_secs_f64(deadline_s),
             ground_truth: Some("B".into()),
             category: None,
+            client: "test".into(),
             received: now,
             received_unix: 0.0,
         }

@@ -104,10 +104,58 @@ struct ApiCounters {
     received: AtomicU64,
     answered: AtomicU64,
     refused_busy: AtomicU64,
+    /// Of `refused_busy`: refused by the per-client bound.
+    refused_client: AtomicU64,
     rejected: AtomicU64,
     failed: AtomicU64,
     in_queue: AtomicUsize,
     in_flight: AtomicUsize,
+    /// Questions waiting or being answered, per client (`api.per_client`).
+    clients: Arc<ClientSlots>,
+}
+
+/// How many questions each client has waiting or being answered.
+#[derive(Debug, Default)]
+struct ClientSlots(Mutex<std::collections::HashMap<String, usize>>);
+
+impl ClientSlots {
+    /// Claims one of `client`'s `limit` slots, or says how many it already holds.
+    fn take(self: &Arc<Self>, client: &str, limit: usize) -> Result<ClientSlot, usize> {
+        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = held.get(client).copied().unwrap_or(0);
+        if n >= limit {
+            return Err(n);
+        }
+        held.insert(client.to_string(), n + 1);
+        Ok(ClientSlot {
+            slots: Arc::clone(self),
+            client: client.to_string(),
+        })
+    }
+
+    /// Clients holding at least one slot.
+    fn active(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
+/// One claimed slot; given back when dropped (the reply was sent, or the job never queued).
+#[derive(Debug)]
+struct ClientSlot {
+    slots: Arc<ClientSlots>,
+    client: String,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut held = self.slots.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = held.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.client);
+            }
+        }
+    }
 }
 
 /// State shared between threads and tasks.
@@ -138,6 +186,8 @@ struct Job {
     reply: oneshot::Sender<serde_json::Value>,
     /// Where progress goes, for askers that follow it (the ROS 2 action's feedback).
     progress: Option<tokio::sync::watch::Sender<AskProgress>>,
+    /// The asker's per-client slot, held until the reply is sent.
+    slot: ClientSlot,
 }
 
 /// Printed once everything is declared.
@@ -255,6 +305,20 @@ impl Runtime {
                     .map_err(err)?,
             ),
             SourceKind::Camera => open_camera(s)?,
+            SourceKind::Pattern => Box::new(embodied_r_sim::source::WarpSource::looping(
+                embodied_r_sim::warp::WarpConfig {
+                    width: s.width,
+                    height: s.height,
+                    frames_per_phase: (5.0 * s.fps).round().max(2.0) as u32,
+                    seed: u32::try_from(s.seed).map_err(|_| {
+                        AgentError::Source(format!(
+                            "source.seed = {}: a pattern seed must be below 2^32",
+                            s.seed
+                        ))
+                    })?,
+                },
+                s.fps,
+            )),
             SourceKind::Ros2 => {
                 return Err(AgentError::Source(format!(
                     "source.kind = \"ros2\" with ros2.transport = {:?} gives no image source",
@@ -812,12 +876,34 @@ fn admission(
             return Admission::Reply(e.to_json(None));
         }
     };
+    let slot = match shared
+        .api
+        .clients
+        .take(&question.client, cfg.api.per_client)
+    {
+        Ok(slot) => slot,
+        Err(held) => {
+            shared.api.refused_busy.fetch_add(1, Ordering::Relaxed);
+            shared.api.refused_client.fetch_add(1, Ordering::Relaxed);
+            return Admission::Reply(
+                AskError::new(
+                    "busy",
+                    format!(
+                        "client {:?} already has {held} questions waiting or being answered (api.per_client = {}); ask again when one is answered",
+                        question.client, cfg.api.per_client
+                    ),
+                )
+                .to_json(None),
+            );
+        }
+    };
     let (tx, rx) = oneshot::channel();
     shared.api.in_queue.fetch_add(1, Ordering::Relaxed);
     match jobs.try_send(Job {
         question,
         reply: tx,
         progress,
+        slot,
     }) {
         Ok(()) => Admission::Queued(rx),
         Err(_) => {
@@ -931,6 +1017,7 @@ fn worker_loop(
             }
         };
         let _ = job.reply.send(reply.clone());
+        drop(job.slot);
         shared.api.in_flight.fetch_sub(1, Ordering::Relaxed);
         if let Ok(a) = &outcome.reply {
             let hint = serde_json::json!({
@@ -1015,6 +1102,7 @@ fn status_json(shared: &Shared, cfg: &Config, ros: Option<&dyn RosSide>) -> serd
             "frames": capture.frames_in,
             "dropped": q.dropped,
             "bad": capture.source_bad,
+            "idle_s": capture.idle_s,
             "ended": capture.source_ended,
             "error": capture.source_error,
         },
@@ -1033,11 +1121,14 @@ fn status_json(shared: &Shared, cfg: &Config, ros: Option<&dyn RosSide>) -> serd
             "depth": shared.api.in_queue.load(Ordering::Relaxed),
             "in_flight": shared.api.in_flight.load(Ordering::Relaxed),
             "capacity": cfg.api.queue,
+            "clients": shared.api.clients.active(),
+            "per_client": cfg.api.per_client,
         },
         "asks": {
             "received": shared.api.received.load(Ordering::Relaxed),
             "answered": shared.api.answered.load(Ordering::Relaxed),
             "busy": shared.api.refused_busy.load(Ordering::Relaxed),
+            "busy_client": shared.api.refused_client.load(Ordering::Relaxed),
             "rejected": shared.api.rejected.load(Ordering::Relaxed),
             "failed": shared.api.failed.load(Ordering::Relaxed),
         },
@@ -1050,6 +1141,7 @@ fn status_json(shared: &Shared, cfg: &Config, ros: Option<&dyn RosSide>) -> serd
             "records": shared.log_records.load(Ordering::Relaxed),
             "error": shared.log_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
         },
+        "process": crate::stats::ProcessStats::now(),
         "shutting_down": shared.shutting_down.load(Ordering::Relaxed),
     })
 }

@@ -131,6 +131,46 @@ impl RateMeter {
     }
 }
 
+/// What the operating system says about this process, for leak checks in the status
+/// publication: resident memory, threads and open file descriptors. Linux reads `/proc/self`;
+/// elsewhere every field is `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ProcessStats {
+    /// Resident set size, KiB (`VmRSS`).
+    pub rss_kib: Option<u64>,
+    /// Operating-system threads.
+    pub threads: Option<u64>,
+    /// Open file descriptors.
+    pub fds: Option<u64>,
+    /// tokio tasks alive in the runtime that builds the status.
+    pub tasks: Option<u64>,
+}
+
+impl ProcessStats {
+    /// Reads the figures now (a few small `/proc` reads).
+    pub fn now() -> ProcessStats {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        ProcessStats {
+            rss_kib: status_field(&status, "VmRSS:"),
+            threads: status_field(&status, "Threads:"),
+            fds: std::fs::read_dir("/proc/self/fd")
+                .ok()
+                .map(|d| d.count() as u64),
+            tasks: tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|h| h.metrics().num_alive_tasks() as u64),
+        }
+    }
+}
+
+/// The first number after `name` on its line of a `/proc/*/status` text.
+fn status_field(status: &str, name: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +205,40 @@ mod tests {
             r.tick();
         }
         assert_eq!(r.rate(), 5.0);
+    }
+
+    #[test]
+    fn reads_proc_status_fields() {
+        let text = "Name:\tembodied-r\nVmRSS:\t  123456 kB\nThreads:\t7\nVmRSSx: 1\n";
+        assert_eq!(status_field(text, "VmRSS:"), Some(123_456));
+        assert_eq!(status_field(text, "Threads:"), Some(7));
+        assert_eq!(status_field(text, "VmSwap:"), None);
+        assert_eq!(status_field("Threads:\tmany\n", "Threads:"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_stats_count_this_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<_> = (0..8)
+            .map(|i| std::fs::File::create(dir.path().join(i.to_string())).unwrap())
+            .collect();
+        let st = ProcessStats::now();
+        assert!(st.rss_kib.unwrap_or(0) > 1000, "{st:?}");
+        assert!(st.threads.unwrap_or(0) >= 1, "{st:?}");
+        // stdin, stdout, stderr and our eight files at least.
+        assert!(st.fds.unwrap_or(0) >= 11, "{st:?}");
+        assert_eq!(st.tasks, None, "no tokio runtime on this thread");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let tasks = rt.block_on(async {
+            let h = tokio::spawn(std::future::pending::<()>());
+            let n = ProcessStats::now().tasks;
+            h.abort();
+            n
+        });
+        assert_eq!(tasks, Some(1), "the one pending task");
+        drop(files);
     }
 }

@@ -5,7 +5,7 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use embodied_r_agent::api::admit;
+use embodied_r_agent::api::{MAX_CLIENT_BYTES, admit};
 use embodied_r_agent::config::ApiConfig;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
@@ -27,6 +27,7 @@ struct Request {
     deadline_ms: Option<u64>,
     ground_truth: Option<String>,
     category: Option<String>,
+    client: Option<String>,
     extra_field: bool,
 }
 
@@ -53,6 +54,9 @@ fn to_json(r: Request) -> Vec<u8> {
     if let Some(c) = r.category {
         v["category"] = json!(c);
     }
+    if let Some(c) = r.client {
+        v["client"] = json!(c);
+    }
     if r.extra_field {
         v["unexpected"] = json!(1);
     }
@@ -77,6 +81,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(!q.question.is_empty());
             assert!(q.question.len() <= cfg.max_question_bytes);
             assert!(q.choices.len() != 1 && q.choices.len() <= cfg.max_choices);
+            assert!(!q.client.is_empty() && q.client.len() <= MAX_CLIENT_BYTES);
         }
         Err(e) => assert!(!e.message.is_empty()),
     }

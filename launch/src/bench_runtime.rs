@@ -187,6 +187,7 @@ fn ask_overhead(a: &RuntimeBenchArgs) -> Result<serde_json::Value> {
             deadline_ms: None,
             ground_truth: None,
             category: None,
+            client: None,
         };
         let (mut over, mut rtt) = (Latencies::new(asks + 1), Latencies::new(asks + 1));
         let mut done = 0;

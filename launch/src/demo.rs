@@ -137,6 +137,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
                 deadline_ms: Some(600_000),
                 ground_truth: Some(q.answer.clone()),
                 category: Some(q.category.clone()),
+                client: None,
             };
             let v = ask(session, &keys.ask, &req, Duration::from_secs(600)).await?;
             if let Some(e) = v.get("error") {

@@ -8,6 +8,7 @@
 //! hold model, perception or runtime logic: those live in the library crates this one calls.
 
 mod bench;
+mod bench_load;
 mod bench_runtime;
 mod bench_train;
 mod bench_vlm;
@@ -101,6 +102,8 @@ pub enum BenchCommand {
     Runtime(bench_runtime::RuntimeBenchArgs),
     /// GRPO training throughput: rollout and update tokens/s on one group.
     Train(bench_train::TrainBenchArgs),
+    /// Many asks at once against a running robot: outcomes, p50/p99 round trips, refusals.
+    Load(bench_load::LoadBenchArgs),
     /// The local vision-language model: image encode ms, prefill and decode tokens/s, peak
     /// memory, at a full-size configuration with random weights.
     Vlm(bench_vlm::VlmBenchArgs),
@@ -239,6 +242,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Lm(a)) => bench::run(&a),
         Command::Bench(BenchCommand::Keyframes(a)) => keyframes::bench(&a),
         Command::Bench(BenchCommand::Runtime(a)) => bench_runtime::run(&a),
+        Command::Bench(BenchCommand::Load(a)) => bench_load::run(&a),
         Command::Bench(BenchCommand::Train(a)) => bench_train::run(&a),
         Command::Bench(BenchCommand::Vlm(a)) => bench_vlm::run(&a),
         Command::Sim(c) => sim::run(&c),

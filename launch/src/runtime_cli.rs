@@ -37,7 +37,7 @@ pub struct RunArgs {
 pub struct SourceArgs {
     /// Where frames come from, overriding `[source]`: bag:PATH (a rosbag2 MCAP file or bag
     /// directory), ros2:TOPIC (a ROS 2 image topic, see `[ros2]`), folder:PATH, video:PATH,
-    /// camera:INDEX or sim:SCENE.
+    /// camera:INDEX, sim:SCENE or pattern:SEED (a synthetic moving test pattern).
     #[arg(long, value_name = "KIND:WHAT")]
     pub source: Option<String>,
     /// The image topic of a bag or of ROS 2 (source.topic).
@@ -53,7 +53,7 @@ pub fn source_overrides(spec: &str) -> Result<Vec<(&'static str, String)>> {
     let quote = |v: &str| toml::Value::String(v.to_string()).to_string();
     let Some((kind, what)) = spec.split_once(':') else {
         bail!(
-            "--source {spec:?}: expected KIND:WHAT, e.g. bag:drive.mcap, ros2:/camera/image_raw, folder:frames/, video:run.mp4, camera:0 or sim:city_0000"
+            "--source {spec:?}: expected KIND:WHAT, e.g. bag:drive.mcap, ros2:/camera/image_raw, folder:frames/, video:run.mp4, camera:0, sim:city_0000 or pattern:1"
         );
     };
     if what.is_empty() {
@@ -67,6 +67,15 @@ pub fn source_overrides(spec: &str) -> Result<Vec<(&'static str, String)>> {
             ("source.topic", quote(what)),
         ],
         "sim" => vec![("source.kind", quote("sim")), ("source.scene", quote(what))],
+        "pattern" => {
+            let seed: u32 = what.parse().with_context(|| {
+                format!("--source {spec:?}: pattern needs a seed below 2^32, e.g. pattern:1")
+            })?;
+            vec![
+                ("source.kind", quote("pattern")),
+                ("source.seed", seed.to_string()),
+            ]
+        }
         "camera" => {
             let index: u32 = what.parse().with_context(|| {
                 format!("--source {spec:?}: camera needs a device index, e.g. camera:0")
@@ -77,7 +86,7 @@ pub fn source_overrides(spec: &str) -> Result<Vec<(&'static str, String)>> {
             ]
         }
         other => bail!(
-            "--source {spec:?}: unknown kind {other:?}; expected bag, ros2, folder, video, camera or sim"
+            "--source {spec:?}: unknown kind {other:?}; expected bag, ros2, folder, video, camera, sim or pattern"
         ),
     })
 }
@@ -258,13 +267,13 @@ pub struct NetArgs {
 }
 
 impl NetArgs {
-    fn prefix(&self) -> String {
+    pub(crate) fn prefix(&self) -> String {
         self.prefix
             .clone()
             .unwrap_or_else(|| format!("robots/{}/embodied-r", self.robot))
     }
 
-    async fn open(&self) -> Result<zenoh::Session> {
+    pub(crate) async fn open(&self) -> Result<zenoh::Session> {
         session_to(
             self.connect.clone(),
             !self.no_multicast,
@@ -294,6 +303,10 @@ pub struct AskArgs {
     /// Print the reply as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Who is asking, for the robot's per-client bound (api.per_client); default: this
+    /// process's zenoh session id.
+    #[arg(long)]
+    pub client: Option<String>,
     /// Network.
     #[command(flatten)]
     pub net: NetArgs,
@@ -418,6 +431,7 @@ pub fn ask_cmd(a: &AskArgs) -> Result<()> {
         deadline_ms: a.deadline_ms,
         ground_truth: None,
         category: None,
+        client: None,
     };
     if !(a.timeout.is_finite() && a.timeout > 0.0) {
         bail!(
@@ -429,6 +443,14 @@ pub fn ask_cmd(a: &AskArgs) -> Result<()> {
     let rt = tokio_runtime()?;
     let reply = rt.block_on(async {
         let session = a.net.open().await?;
+        let request = AskRequest {
+            client: Some(
+                a.client
+                    .clone()
+                    .unwrap_or_else(|| session.zid().to_string()),
+            ),
+            ..request
+        };
         let spinner = indicatif::ProgressBar::new_spinner();
         spinner.set_style(
             indicatif::ProgressStyle::with_template("{spinner} asking {msg} … {elapsed}")
@@ -599,6 +621,9 @@ mod tests {
         let ros = source_overrides("ros2:/camera/image_raw/compressed").expect("ros2");
         assert_eq!(ros[1].1, "\"/camera/image_raw/compressed\"");
         assert_eq!(source_overrides("camera:2").expect("camera")[1].1, "2");
+        let pattern = source_overrides("pattern:7").expect("pattern");
+        assert_eq!(pattern[0].1, "\"pattern\"");
+        assert_eq!(pattern[1], ("source.seed", "7".to_string()));
         // A Windows-style or colon-holding path keeps everything after the first colon.
         assert_eq!(
             source_overrides("video:C:/x.mp4").expect("video")[1].1,
@@ -609,6 +634,7 @@ mod tests {
             ("bag:", "nothing after"),
             ("webcam:0", "unknown kind"),
             ("camera:front", "device index"),
+            ("pattern:4294967296", "below 2^32"),
         ] {
             let e = format!("{:#}", source_overrides(bad).unwrap_err());
             assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");

@@ -101,6 +101,7 @@ pub struct WarpSource {
     config: WarpConfig,
     next: usize,
     fps: f64,
+    looping: bool,
     stats: SourceStats,
 }
 
@@ -117,7 +118,18 @@ impl WarpSource {
             } else {
                 10.0
             },
+            looping: false,
             stats: SourceStats::default(),
+        }
+    }
+
+    /// The warp video played again and again without end (frame numbers and time stamps keep
+    /// counting up): a synthetic camera for soak tests and for trying the runtime without one.
+    pub fn looping(config: WarpConfig, fps: f64) -> WarpSource {
+        WarpSource {
+            name: format!("pattern:{}", config.seed),
+            looping: true,
+            ..WarpSource::new(config, fps)
         }
     }
 }
@@ -132,12 +144,12 @@ impl CameraSource for WarpSource {
     }
 
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        if self.next >= self.video.len() {
+        if self.video.is_empty() || (!self.looping && self.next >= self.video.len()) {
             return Ok(None);
         }
         let i = self.next;
         self.next += 1;
-        let rgb = self.video.frame(i);
+        let rgb = self.video.frame(i % self.video.len());
         let frame = Frame::new(
             i as u64,
             i as f64 / self.fps,
@@ -179,5 +191,42 @@ mod tests {
         }
         assert_eq!(seen as usize, n);
         assert_eq!(s.stats().frames, n as u64);
+    }
+
+    #[test]
+    fn the_pattern_loops_with_counting_stamps() {
+        let cfg = WarpConfig {
+            width: 32,
+            height: 24,
+            frames_per_phase: 2,
+            seed: 3,
+        };
+        let mut once = WarpSource::new(cfg.clone(), 30.0);
+        let first: Vec<Frame> =
+            std::iter::from_fn(|| once.next_frame().expect("renders")).collect();
+        assert_eq!(first.len(), 8);
+        let mut s = WarpSource::looping(cfg.clone(), 30.0);
+        assert_eq!(s.name(), "pattern:3");
+        for i in 0..20u64 {
+            let f = s.next_frame().expect("renders").expect("never ends");
+            assert_eq!(f.seq, i);
+            assert!((f.stamp - i as f64 / 30.0).abs() < 1e-12);
+            assert_eq!(
+                f.rgb,
+                first[(i % 8) as usize].rgb,
+                "frame {i} repeats the video"
+            );
+        }
+        assert_eq!(s.stats().frames, 20);
+        let empty = WarpConfig {
+            frames_per_phase: 0,
+            ..cfg
+        };
+        assert!(
+            WarpSource::looping(empty, 30.0)
+                .next_frame()
+                .expect("no error")
+                .is_none()
+        );
     }
 }

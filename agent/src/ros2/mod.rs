@@ -86,6 +86,7 @@ pub fn question_payload(text: &str) -> Vec<u8> {
         deadline_ms: None,
         ground_truth: None,
         category: None,
+        client: Some("ros2-topic".into()),
     };
     serde_json::to_vec(&req).unwrap_or_default()
 }
@@ -264,6 +265,7 @@ pub fn goal_payload(
         deadline_ms: (deadline_ms > 0).then_some(u64::from(deadline_ms)),
         ground_truth: None,
         category: None,
+        client: Some("ros2-action".into()),
     };
     serde_json::to_vec(&req).map_err(|e| e.to_string())
 }

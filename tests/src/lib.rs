@@ -88,6 +88,42 @@ pub async fn next_status(session: &zenoh::Session, key: &str) -> serde_json::Val
         .unwrap_or_else(|e| panic!("status on {key} is not JSON: {e}"))
 }
 
+/// Status publications on `key` until `done` holds for one, or `within` has passed; returns
+/// the last one seen either way (the caller asserts on it, so a timeout shows the state).
+pub async fn status_until(
+    session: &zenoh::Session,
+    key: &str,
+    within: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let end = Instant::now() + within;
+    loop {
+        let st = next_status(session, key).await;
+        if done(&st) || Instant::now() > end {
+            return st;
+        }
+    }
+}
+
+/// Asks on `key` until the runtime has key frames (its capture may still be starting): the
+/// first reply that is not `no_frames`, or the last one after 60 s.
+pub async fn ask_when_ready(
+    session: &zenoh::Session,
+    key: &str,
+    request: &embodied_r_agent::AskRequest,
+) -> serde_json::Value {
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = embodied_r_agent::client::ask(session, key, request, Duration::from_secs(120))
+            .await
+            .unwrap_or_else(|e| panic!("asking on {key}: {e}"));
+        if v["error"]["code"] != "no_frames" || Instant::now() > end {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A child process with its stdout lines on a channel; SIGTERM then kill on drop.
 pub struct Proc {
     /// The child.

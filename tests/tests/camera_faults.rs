@@ -117,6 +117,7 @@ async fn corrupt_frames_are_counted_and_answers_go_on_after_the_stream_ends() {
         deadline_ms: Some(60_000),
         ground_truth: None,
         category: None,
+        client: None,
     };
     let key = "robots/cam/embodied-r/ask";
     let first = ask(&s, key, &req, Duration::from_secs(90)).await.unwrap();

@@ -200,6 +200,7 @@ async fn the_runtime_keeps_answering_when_its_log_cannot_grow() {
         deadline_ms: Some(60_000),
         ground_truth: None,
         category: None,
+        client: None,
     };
     let (mut answered, mut status_error) = (0, None);
     for _ in 0..40 {

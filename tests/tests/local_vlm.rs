@@ -147,6 +147,7 @@ async fn the_runtime_describes_key_frames_with_the_local_model() {
         deadline_ms: Some(120_000),
         ground_truth: None,
         category: None,
+        client: None,
     };
     let end = Instant::now() + Duration::from_secs(120);
     let reply = loop {

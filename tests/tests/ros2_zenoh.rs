@@ -8,28 +8,21 @@
 #![allow(clippy::print_stderr, clippy::unwrap_used)]
 
 use embodied_r_perception::ros::msg::{StringMsg, TwistStamped};
-use embodied_r_tests::{FakeVlm, Proc, free_port, model, run, workspace, zenoh_peer};
+use embodied_r_tests::{FakeVlm, Proc, free_port, run, runtime_config, workspace, zenoh_peer};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const READY: Duration = Duration::from_secs(180);
 
 /// A runtime config: a ROS 2 image source unless the command line overrides it, the fake
-/// VLM, the default LM (short answers, no consistency pass), `ros2` = the `[ros2]` body.
+/// VLM, the shared end-to-end settings (default LM, short answers, no consistency pass),
+/// `ros2` = the `[ros2]` body.
 fn config(dir: &std::path::Path, port: u16, vlm: &str, ros2: &str) -> std::path::PathBuf {
-    let text = format!(
-        r#"robot_id = "ros"
-
-[source]
+    let body = format!(
+        r#"[source]
 kind = "ros2"
 topic = "/camera/image_raw"
 queue = 64
-
-[keyframes]
-sample_fps = 0.0
-
-[buffer]
-window_max = 4
 
 [describer]
 kind = "openai"
@@ -39,12 +32,6 @@ base_url = "{vlm}"
 model = "fake-vlm"
 timeout_s = 20.0
 retries = 0
-
-[reasoner]
-model = "{model}"
-max_tokens = 24
-threads = 1
-consistency = false
 
 [zenoh]
 listen = ["tcp/127.0.0.1:{port}"]
@@ -56,12 +43,9 @@ enabled = false
 
 [ros2]
 {ros2}
-"#,
-        model = model().display(),
+"#
     );
-    let p = dir.join("ros2.toml");
-    std::fs::write(&p, text).unwrap();
-    p
+    runtime_config(dir, "ros2.toml", "ros", &body)
 }
 
 /// The next sample on `sub`, as bytes, within `t`.
@@ -77,20 +61,15 @@ async fn next(
     s.payload().to_bytes().into_owned()
 }
 
-/// Waits for a status whose `ros2.counters` satisfy `ok`.
+/// Waits (at most 60 s) for a status of the `ros` robot that satisfies `ok`.
 async fn status_until(s: &zenoh::Session, ok: impl Fn(&Value) -> bool) -> Value {
-    let sub = s
-        .declare_subscriber("robots/ros/embodied-r/status")
-        .await
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(60);
-    loop {
-        let v: Value =
-            serde_json::from_slice(&next(&sub, Duration::from_secs(10), "status").await).unwrap();
-        if ok(&v) || Instant::now() > end {
-            return v;
-        }
-    }
+    embodied_r_tests::status_until(
+        s,
+        "robots/ros/embodied-r/status",
+        Duration::from_secs(60),
+        ok,
+    )
+    .await
 }
 
 /// A runtime process under test with its fake VLM and temporary directory.
@@ -312,6 +291,37 @@ async fn a_bag_played_over_zenoh_is_answered_on_ros_topics_in_cdr() {
     assert_eq!(st["ros2"]["counters"]["bad_questions"], 1, "{st}");
     assert_eq!(st["ros2"]["counters"]["questions"], 3, "{st}");
 
+    // The camera stalls: the player is done but the topic stays, so the source has not ended.
+    // The status shows the stall (idle time grows, no frames come in), and answers still come
+    // from the buffer, saying how old their newest key frame is.
+    let st = status_until(&s, |v| v["source"]["idle_s"].as_f64() >= Some(2.0)).await;
+    assert!(st["source"]["idle_s"].as_f64() >= Some(2.0), "{st}");
+    assert_eq!(st["source"]["ended"], false, "{st}");
+    assert_eq!(st["source"]["error"], Value::Null, "{st}");
+    let frames = st["source"]["frames"].clone();
+    let ask_stalled = || async {
+        let r = embodied_r_agent::AskRequest {
+            question: "What did I see last?".into(),
+            choices: None,
+            window: None,
+            deadline_ms: Some(60_000),
+            ground_truth: None,
+            category: None,
+            client: None,
+        };
+        embodied_r_agent::client::ask(&s, "robots/ros/embodied-r/ask", &r, Duration::from_secs(90))
+            .await
+            .unwrap()
+    };
+    let first = ask_stalled().await;
+    let second = ask_stalled().await;
+    let age = |v: &Value| v["grounding"]["newest_age_s"].as_f64().unwrap_or(-1.0);
+    assert!(age(&first) >= 2.0, "{first}");
+    assert!(age(&second) > age(&first), "{first}\n{second}");
+    let st = status_until(&s, |v| v["source"]["idle_s"].as_f64() > Some(age(&second))).await;
+    assert_eq!(st["source"]["frames"], frames, "no frame arrived: {st}");
+    assert_eq!(st["source"]["ended"], false, "{st}");
+
     started.stop();
 }
 
@@ -401,6 +411,7 @@ async fn run_replays_a_rosbags_bag_from_the_command_line() {
         deadline_ms: None,
         ground_truth: None,
         category: None,
+        client: None,
     };
     let end = Instant::now() + Duration::from_secs(60);
     let reply = loop {

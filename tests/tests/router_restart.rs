@@ -83,6 +83,7 @@ fn req() -> AskRequest {
         deadline_ms: Some(12_000),
         ground_truth: None,
         category: None,
+        client: None,
     }
 }
 

@@ -129,6 +129,7 @@ fn req(deadline_ms: u64) -> AskRequest {
         deadline_ms: Some(deadline_ms),
         ground_truth: None,
         category: None,
+        client: None,
     }
 }
 

@@ -146,6 +146,7 @@ fn req() -> AskRequest {
         deadline_ms: Some(30_000),
         ground_truth: None,
         category: None,
+        client: None,
     }
 }
 

@@ -6,7 +6,7 @@
 #![allow(clippy::print_stdout)]
 
 use crate::inproc::tokio_runtime;
-use crate::runtime_cli::NetArgs;
+use crate::runtime_cli::{NetArgs, reply_timeout};
 use anyhow::{Result, bail};
 use clap::Args;
 use embodied_r_agent::AskRequest;
@@ -15,7 +15,7 @@ use embodied_r_agent::stats::{Latencies, Percentiles};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// `bench load`.
 #[derive(Debug, Args)]
@@ -115,12 +115,7 @@ pub fn run(a: &LoadBenchArgs) -> Result<()> {
             a.concurrency
         );
     }
-    if !(a.timeout.is_finite() && a.timeout > 0.0) {
-        bail!(
-            "--timeout {}: expected a positive number of seconds",
-            a.timeout
-        );
-    }
+    let timeout = reply_timeout(a.timeout)?;
     let key = format!("{}/ask", a.net.prefix());
     let rt = tokio_runtime()?;
     let (client, outcomes, wall_s) = rt.block_on(async {
@@ -130,7 +125,6 @@ pub fn run(a: &LoadBenchArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| session.zid().to_string());
         let gate = Arc::new(tokio::sync::Semaphore::new(a.concurrency));
-        let timeout = Duration::from_secs_f64(a.timeout);
         let t0 = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..a.asks {

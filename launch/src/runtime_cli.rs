@@ -421,6 +421,14 @@ pub fn render_reply(v: &serde_json::Value) -> String {
     s
 }
 
+/// `--timeout SECONDS` as a duration; anything but a positive number of seconds is an error.
+pub(crate) fn reply_timeout(secs: f64) -> Result<Duration> {
+    if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+        bail!("--timeout {secs}: expected a positive number of seconds");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 /// `ask`.
 pub fn ask_cmd(a: &AskArgs) -> Result<()> {
     let choices = parse_choices(&a.choices)?;
@@ -433,12 +441,7 @@ pub fn ask_cmd(a: &AskArgs) -> Result<()> {
         category: None,
         client: None,
     };
-    if !(a.timeout.is_finite() && a.timeout > 0.0) {
-        bail!(
-            "--timeout {}: expected a positive number of seconds",
-            a.timeout
-        );
-    }
+    let timeout = reply_timeout(a.timeout)?;
     let key = format!("{}/ask", a.net.prefix());
     let rt = tokio_runtime()?;
     let reply = rt.block_on(async {
@@ -459,7 +462,7 @@ pub fn ask_cmd(a: &AskArgs) -> Result<()> {
         spinner.set_message(key.clone());
         spinner.enable_steady_tick(Duration::from_millis(100));
         let t = Instant::now();
-        let r = ask(&session, &key, &request, Duration::from_secs_f64(a.timeout)).await;
+        let r = ask(&session, &key, &request, timeout).await;
         spinner.finish_and_clear();
         let _ = session.close().await;
         anyhow::Ok(r.map(|v| (v, t.elapsed()))?)
@@ -638,6 +641,15 @@ mod tests {
         ] {
             let e = format!("{:#}", source_overrides(bad).unwrap_err());
             assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn reply_timeouts_are_positive_seconds() {
+        assert_eq!(reply_timeout(2.5).unwrap(), Duration::from_millis(2500));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e12] {
+            let e = reply_timeout(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--timeout "), "{e}");
         }
     }
 

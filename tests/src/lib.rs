@@ -344,6 +344,29 @@ pub fn runtime_config(dir: &Path, file: &str, robot_id: &str, body: &str) -> Pat
     p
 }
 
+/// A free-form ask request for `text` with a deadline, nothing else set (struct-update it
+/// for choices, a window or a client name).
+pub fn question(text: &str, deadline_ms: u64) -> embodied_r_agent::AskRequest {
+    embodied_r_agent::AskRequest {
+        question: text.into(),
+        choices: None,
+        window: None,
+        deadline_ms: Some(deadline_ms),
+        ground_truth: None,
+        category: None,
+        client: None,
+    }
+}
+
+/// The `[describer]` sections of a runtime config for an OpenAI-compatible VLM at `base_url`
+/// (a [`FakeVlm`]): model `fake-vlm`, 20 s timeout, no retries.
+pub fn openai_describer(base_url: &str) -> String {
+    format!(
+        "[describer]\nkind = \"openai\"\n\n[describer.openai]\nbase_url = \"{base_url}\"\n\
+         model = \"fake-vlm\"\ntimeout_s = 20.0\nretries = 0\n"
+    )
+}
+
 /// A stand-in VLM: an HTTP server on a loopback port of this process that answers every
 /// OpenAI-style chat completion with one fixed description and counts the requests it served.
 /// It is a real server on a real socket; the runtime talks to it with its own HTTP client.

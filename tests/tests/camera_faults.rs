@@ -7,9 +7,10 @@
 
 #![allow(clippy::print_stderr, clippy::unwrap_used)]
 
-use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
-use embodied_r_tests::{FakeVlm, Proc, free_port, next_status, runtime_config, zenoh_peer};
+use embodied_r_tests::{
+    FakeVlm, Proc, free_port, next_status, openai_describer, question, runtime_config, zenoh_peer,
+};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -42,15 +43,7 @@ path = "{frames}"
 fps = 6.0
 rate = "realtime"
 
-[describer]
-kind = "openai"
-
-[describer.openai]
-base_url = "{vlm}"
-model = "fake-vlm"
-timeout_s = 20.0
-retries = 0
-
+{describer}
 [zenoh]
 listen = ["tcp/127.0.0.1:{port}"]
 multicast = false
@@ -60,7 +53,7 @@ status_period_ms = 200
 enabled = false
 "#,
         frames = frames.display(),
-        vlm = vlm,
+        describer = openai_describer(vlm),
     );
     runtime_config(dir, "cam.toml", "cam", &text)
 }
@@ -110,15 +103,7 @@ async fn corrupt_frames_are_counted_and_answers_go_on_after_the_stream_ends() {
     assert_eq!(st["source"]["frames"], 12, "twelve good ones: {st}");
     assert!(st["keyframes"]["buffered"].as_u64().unwrap() >= 1, "{st}");
 
-    let req = AskRequest {
-        question: "What did I pass?".into(),
-        choices: None,
-        window: None,
-        deadline_ms: Some(60_000),
-        ground_truth: None,
-        category: None,
-        client: None,
-    };
+    let req = question("What did I pass?", 60_000);
     let key = "robots/cam/embodied-r/ask";
     let first = ask(&s, key, &req, Duration::from_secs(90)).await.unwrap();
     assert!(

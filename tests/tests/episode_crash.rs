@@ -9,10 +9,9 @@
 
 #![allow(clippy::print_stderr, clippy::unwrap_used)]
 
-use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
 use embodied_r_reasoner::episode::{read_log, segments};
-use embodied_r_tests::{Proc, free_port, sim_config, zenoh_peer};
+use embodied_r_tests::{Proc, free_port, question, sim_config, zenoh_peer};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::sync_channel;
@@ -193,15 +192,7 @@ async fn the_runtime_keeps_answering_when_its_log_cannot_grow() {
     rt.wait_line("ready ", Duration::from_secs(180));
     let s = zenoh_peer(port).await;
     let key = "robots/sim/embodied-r/ask";
-    let req = AskRequest {
-        question: "What is in front of me?".into(),
-        choices: None,
-        window: None,
-        deadline_ms: Some(60_000),
-        ground_truth: None,
-        category: None,
-        client: None,
-    };
+    let req = question("What is in front of me?", 60_000);
     let (mut answered, mut status_error) = (0, None);
     for _ in 0..40 {
         let v = ask(&s, key, &req, Duration::from_secs(90)).await.unwrap();

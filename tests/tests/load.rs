@@ -9,22 +9,18 @@
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
 use embodied_r_tests::{
-    Proc, ask_when_ready, free_port, run, sim_config, status_until, zenoh_peer,
+    Proc, ask_when_ready, free_port, question, run, sim_config, status_until, zenoh_peer,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const READY: Duration = Duration::from_secs(180);
 
+/// A question from `client`.
 fn req(q: &str, client: &str, deadline_ms: u64) -> AskRequest {
     AskRequest {
-        question: q.into(),
-        choices: None,
-        window: None,
-        deadline_ms: Some(deadline_ms),
-        ground_truth: None,
-        category: None,
         client: Some(client.into()),
+        ..question(q, deadline_ms)
     }
 }
 

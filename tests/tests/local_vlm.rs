@@ -5,10 +5,9 @@
 
 #![allow(clippy::print_stderr, clippy::unwrap_used)]
 
-use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
 use embodied_r_reasoner::Tokenizer;
-use embodied_r_tests::{Proc, free_port, run, sim_config, workspace, zenoh_peer};
+use embodied_r_tests::{Proc, free_port, question, run, sim_config, workspace, zenoh_peer};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -140,15 +139,7 @@ async fn the_runtime_describes_key_frames_with_the_local_model() {
 
     let s = zenoh_peer(port).await;
     let key = "robots/sim/embodied-r/ask";
-    let req = AskRequest {
-        question: "Which object is closest to the door?".into(),
-        choices: None,
-        window: None,
-        deadline_ms: Some(120_000),
-        ground_truth: None,
-        category: None,
-        client: None,
-    };
+    let req = question("Which object is closest to the door?", 120_000);
     let end = Instant::now() + Duration::from_secs(120);
     let reply = loop {
         let v = ask(&s, key, &req, Duration::from_secs(150)).await.unwrap();

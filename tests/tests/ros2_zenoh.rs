@@ -8,7 +8,10 @@
 #![allow(clippy::print_stderr, clippy::unwrap_used)]
 
 use embodied_r_perception::ros::msg::{StringMsg, TwistStamped};
-use embodied_r_tests::{FakeVlm, Proc, free_port, run, runtime_config, workspace, zenoh_peer};
+use embodied_r_tests::{
+    FakeVlm, Proc, free_port, openai_describer, question, run, runtime_config, workspace,
+    zenoh_peer,
+};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -24,15 +27,7 @@ kind = "ros2"
 topic = "/camera/image_raw"
 queue = 64
 
-[describer]
-kind = "openai"
-
-[describer.openai]
-base_url = "{vlm}"
-model = "fake-vlm"
-timeout_s = 20.0
-retries = 0
-
+{describer}
 [zenoh]
 listen = ["tcp/127.0.0.1:{port}"]
 multicast = false
@@ -43,7 +38,8 @@ enabled = false
 
 [ros2]
 {ros2}
-"#
+"#,
+        describer = openai_describer(vlm),
     );
     runtime_config(dir, "ros2.toml", "ros", &body)
 }
@@ -300,15 +296,7 @@ async fn a_bag_played_over_zenoh_is_answered_on_ros_topics_in_cdr() {
     assert_eq!(st["source"]["error"], Value::Null, "{st}");
     let frames = st["source"]["frames"].clone();
     let ask_stalled = || async {
-        let r = embodied_r_agent::AskRequest {
-            question: "What did I see last?".into(),
-            choices: None,
-            window: None,
-            deadline_ms: Some(60_000),
-            ground_truth: None,
-            category: None,
-            client: None,
-        };
+        let r = question("What did I see last?", 60_000);
         embodied_r_agent::client::ask(&s, "robots/ros/embodied-r/ask", &r, Duration::from_secs(90))
             .await
             .unwrap()

@@ -8,7 +8,7 @@
 
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
-use embodied_r_tests::{Proc, free_port, runtime_config};
+use embodied_r_tests::{Proc, free_port, question, runtime_config};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -76,15 +76,7 @@ async fn client(router_port: u16) -> zenoh::Session {
 }
 
 fn req() -> AskRequest {
-    AskRequest {
-        question: "What is ahead of me?".into(),
-        choices: None,
-        window: None,
-        deadline_ms: Some(12_000),
-        ground_truth: None,
-        category: None,
-        client: None,
-    }
+    question("What is ahead of me?", 12_000)
 }
 
 /// Asks until an answer comes (no reply while disconnected, `no_frames` before the first key

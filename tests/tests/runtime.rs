@@ -7,7 +7,7 @@
 
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::{ask, ask_raw};
-use embodied_r_tests::{Proc, ask_when_ready, free_port, run, sim_config, zenoh_peer};
+use embodied_r_tests::{Proc, ask_when_ready, free_port, question, run, sim_config, zenoh_peer};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -15,13 +15,9 @@ const READY: Duration = Duration::from_secs(180);
 
 fn req(q: &str, choices: &[&str]) -> AskRequest {
     AskRequest {
-        question: q.into(),
         choices: (!choices.is_empty()).then(|| choices.iter().map(|s| s.to_string()).collect()),
-        window: None,
         deadline_ms: None,
-        ground_truth: None,
-        category: None,
-        client: None,
+        ..question(q, 0)
     }
 }
 

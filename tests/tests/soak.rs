@@ -10,22 +10,19 @@
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
 use embodied_r_tests::{
-    FakeVlm, Proc, ask_when_ready, free_port, next_status, runtime_config, zenoh_peer,
+    FakeVlm, Proc, ask_when_ready, free_port, next_status, openai_describer, question,
+    runtime_config, zenoh_peer,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const READY: Duration = Duration::from_secs(180);
 
+/// A question from `client`.
 fn req(q: &str, client: &str, deadline_ms: u64) -> AskRequest {
     AskRequest {
-        question: q.into(),
-        choices: None,
-        window: None,
-        deadline_ms: Some(deadline_ms),
-        ground_truth: None,
-        category: None,
         client: Some(client.into()),
+        ..question(q, deadline_ms)
     }
 }
 
@@ -194,15 +191,7 @@ fps = 30.0
 rate = "realtime"
 queue = 4
 
-[describer]
-kind = "openai"
-
-[describer.openai]
-base_url = "{url}"
-model = "fake-vlm"
-timeout_s = 20.0
-retries = 0
-
+{describer}
 [zenoh]
 listen = ["tcp/127.0.0.1:{port}"]
 multicast = false
@@ -214,7 +203,7 @@ fsync = "never"
 segment_bytes = 1048576
 max_segments = 4
 "#,
-        url = vlm.url,
+        describer = openai_describer(&vlm.url),
         log = dir.path().join("episodes").display(),
     );
     let cfg = runtime_config(dir.path(), "soak.toml", "soak", &body);

@@ -11,7 +11,9 @@
 
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
-use embodied_r_tests::{Proc, free_port, next_status, runtime_config, workspace, zenoh_peer};
+use embodied_r_tests::{
+    Proc, free_port, next_status, question, runtime_config, workspace, zenoh_peer,
+};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -122,15 +124,7 @@ fsync = "never"
 }
 
 fn req(deadline_ms: u64) -> AskRequest {
-    AskRequest {
-        question: "What is in front of me?".into(),
-        choices: None,
-        window: None,
-        deadline_ms: Some(deadline_ms),
-        ground_truth: None,
-        category: None,
-        client: None,
-    }
+    question("What is in front of me?", deadline_ms)
 }
 
 /// Asks once; returns the reply and how long it took.

@@ -13,7 +13,7 @@
 
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
-use embodied_r_tests::{Proc, free_port, runtime_config};
+use embodied_r_tests::{Proc, free_port, question, runtime_config};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, Issuer, KeyPair};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -139,15 +139,7 @@ async fn client(
 }
 
 fn req() -> AskRequest {
-    AskRequest {
-        question: "What is ahead of me?".into(),
-        choices: None,
-        window: None,
-        deadline_ms: Some(30_000),
-        ground_truth: None,
-        category: None,
-        client: None,
-    }
+    question("What is ahead of me?", 30_000)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,14 +55,27 @@ pub async fn ask_raw(
         .await
         .map_err(|e| ClientError::Zenoh(format!("querying {key}: {e}")))?;
     if let Ok(reply) = replies.recv_async().await {
-        let bytes = match reply.result() {
-            Ok(sample) => sample.payload().to_bytes().into_owned(),
-            Err(err) => err.payload().to_bytes().into_owned(),
+        let (bytes, from_zenoh) = match reply.result() {
+            Ok(sample) => (sample.payload().to_bytes().into_owned(), false),
+            Err(err) => (err.payload().to_bytes().into_owned(), true),
         };
-        return serde_json::from_slice(&bytes).map_err(|e| ClientError::BadReply {
-            key: key.to_string(),
-            message: e.to_string(),
-        });
+        return match serde_json::from_slice(&bytes) {
+            Ok(v) => Ok(v),
+            // zenoh's own error replies are plain text: "Timeout" when the query outlived its
+            // timeout (no robot answered in time: the message may have been dropped on the way).
+            Err(_) if from_zenoh && bytes == b"Timeout" => Err(ClientError::NoReply {
+                key: key.to_string(),
+                timeout_s: timeout.as_secs_f64(),
+            }),
+            Err(_) if from_zenoh => Err(ClientError::Zenoh(format!(
+                "querying {key}: {}",
+                String::from_utf8_lossy(&bytes)
+            ))),
+            Err(e) => Err(ClientError::BadReply {
+                key: key.to_string(),
+                message: e.to_string(),
+            }),
+        };
     }
     Err(ClientError::NoReply {
         key: key.to_string(),

@@ -330,6 +330,10 @@ pub struct ZenohConfig {
     /// publish), TLS and mutual TLS (`transport.link.tls`), authentication. `mode`, `connect`,
     /// `listen` and `multicast` here override it (SECURITY.md shows a deployment).
     pub config: Option<PathBuf>,
+    /// Largest zenoh message reassembled from the network, bytes (zenoh's
+    /// `transport/link/rx/max_message_size`, which defaults to 1 GiB): bigger ones are dropped by
+    /// the transport. Raw camera images over zenoh must fit (a 4K RGB frame is 25 MiB).
+    pub max_message_bytes: usize,
 }
 
 impl Default for ZenohConfig {
@@ -342,6 +346,7 @@ impl Default for ZenohConfig {
             prefix: "robots/{robot_id}/embodied-r".into(),
             status_period_ms: 1000,
             config: None,
+            max_message_bytes: 64 << 20,
         }
     }
 }
@@ -1075,6 +1080,13 @@ impl Config {
                 "at least 50",
             );
         }
+        if self.zenoh.max_message_bytes < 1 << 20 {
+            return bad(
+                "zenoh.max_message_bytes",
+                self.zenoh.max_message_bytes.to_string(),
+                "at least 1048576 (1 MiB: an ask request alone may be 256 KiB)",
+            );
+        }
         let a = &self.api;
         if a.max_question_bytes < 16 {
             return bad(
@@ -1218,6 +1230,17 @@ mod tests {
                 "tcp/",
             ),
             ("[zenoh]\nmode = \"client\"", "zenoh.connect", "router"),
+            (
+                "[zenoh]\nmax_message_bytes = 4096",
+                "zenoh.max_message_bytes",
+                "1 MiB",
+            ),
+            ("[api]\nper_client = 0", "api.per_client", "at least 1"),
+            (
+                "[source]\nkind = \"pattern\"\nseed = 4294967296",
+                "source.seed",
+                "2^32",
+            ),
             ("[buffer]\nwindow_max = 2", "buffer.window_max", "4..=256"),
             ("[describer]\nmiss = 1.5", "describer.miss", "probability"),
             (

@@ -403,6 +403,7 @@ impl Runtime {
             listen: cfg.zenoh.listen.clone(),
             multicast_scouting: cfg.zenoh.multicast,
             config_file: cfg.zenoh.config.clone(),
+            max_message_bytes: Some(cfg.zenoh.max_message_bytes),
         };
         let zerr =
             |what: &'static str| move |e: zenoh::Error| AgentError::Zenoh(format!("{what}: {e}"));

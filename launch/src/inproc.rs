@@ -37,6 +37,7 @@ pub(crate) async fn session_to(
         listen: vec![],
         multicast_scouting: multicast,
         config_file,
+        max_message_bytes: None,
     };
     zenoh::open(embodied_r_sim::bridge::zenoh_config(&net)?)
         .await

@@ -339,6 +339,7 @@ pub(crate) fn stream(a: &StreamArgs) -> Result<()> {
         listen: a.listen.clone(),
         multicast_scouting: !a.no_multicast,
         config_file: None,
+        max_message_bytes: None,
     })?;
     let publisher = SimPublisher::new(&session, &a.prefix)?;
     tracing::info!(frames = %publisher.keys().frame, hints = %publisher.keys().nav_hint, "simulator streaming");

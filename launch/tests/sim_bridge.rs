@@ -66,6 +66,7 @@ fn simulator_streams_frames_and_follows_a_nav_hint() {
         listen: vec![],
         multicast_scouting: false,
         config_file: None,
+        max_message_bytes: None,
     };
     let start = Instant::now();
     let session = loop {

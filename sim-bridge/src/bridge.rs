@@ -460,6 +460,10 @@ mod net {
         /// authentication, anything zenoh configures); the fields above override it where set
         /// (`mode` when given, the endpoint lists when not empty, scouting always).
         pub config_file: Option<std::path::PathBuf>,
+        /// Largest message the session reassembles from the network (zenoh's
+        /// `transport/link/rx/max_message_size`, 1 GiB by default): a bigger one is dropped by
+        /// the transport before anything of ours sees it, so a peer cannot make us buffer more.
+        pub max_message_bytes: Option<usize>,
     }
 
     fn z<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> BridgeError + '_ {
@@ -506,6 +510,10 @@ mod net {
             },
         )
         .map_err(z("scouting"))?;
+        if let Some(n) = cfg.max_message_bytes {
+            c.insert_json5("transport/link/rx/max_message_size", &n.to_string())
+                .map_err(z("transport/link/rx/max_message_size"))?;
+        }
         Ok(c)
     }
 

@@ -57,21 +57,24 @@ pub fn free_port() -> u16 {
 /// A zenoh peer session of this test process, connected only to a runtime listening on
 /// `127.0.0.1:port` (no multicast).
 pub async fn zenoh_peer(port: u16) -> zenoh::Session {
+    zenoh_session("peer", &format!("tcp/127.0.0.1:{port}")).await
+}
+
+/// A zenoh session of this test process in `mode` (`peer` or `client`) connected only to
+/// `endpoint` (no multicast scouting).
+pub async fn zenoh_session(mode: &str, endpoint: &str) -> zenoh::Session {
     let mut c = zenoh::Config::default();
-    let set = |c: &mut zenoh::Config, k: &str, v: &str| {
-        c.insert_json5(k, v)
+    for (k, v) in [
+        ("mode", format!("\"{mode}\"")),
+        ("connect/endpoints", format!("[\"{endpoint}\"]")),
+        ("scouting/multicast/enabled", "false".into()),
+    ] {
+        c.insert_json5(k, &v)
             .unwrap_or_else(|e| panic!("zenoh config {k} = {v}: {e}"));
-    };
-    set(&mut c, "mode", "\"peer\"");
-    set(
-        &mut c,
-        "connect/endpoints",
-        &format!("[\"tcp/127.0.0.1:{port}\"]"),
-    );
-    set(&mut c, "scouting/multicast/enabled", "false");
+    }
     zenoh::open(c)
         .await
-        .unwrap_or_else(|e| panic!("opening a zenoh session to port {port}: {e}"))
+        .unwrap_or_else(|e| panic!("opening a zenoh {mode} session to {endpoint}: {e}"))
 }
 
 /// The next status the runtime publishes on `key` (within 10 s), as JSON.

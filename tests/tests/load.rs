@@ -79,7 +79,16 @@ async fn a_hundred_asks_from_four_processes_are_answered_or_refused_and_no_clien
     // Room for every client's two slots (4 × 2 ≤ 8 waiting + 1 answering): any refusal must
     // come from the per-client bound, never from the shared queue.
     let cfg = sim_config(dir.path(), port, "[api]\nqueue = 8\nper_client = 2\n");
-    let mut rt = Proc::spawn(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    let mut rt = Proc::spawn(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--set",
+            "zenoh.max_message_bytes=4194304",
+        ],
+        &[],
+    );
     rt.wait_line("ready ", READY);
     let s = zenoh_peer(port).await;
     let (key, status_key) = ("robots/sim/embodied-r/ask", "robots/sim/embodied-r/status");
@@ -165,6 +174,38 @@ async fn a_hundred_asks_from_four_processes_are_answered_or_refused_and_no_clien
         u(&v["summary"]["refused"]["busy"]) >= 30,
         "the flood is held to its two slots: {}",
         v["summary"]
+    );
+
+    // A 16 MiB ask is over the transport's 4 MiB limit: zenoh drops it before the runtime
+    // reads anything (no reply, not counted), and the runtime goes on answering.
+    let received = u(
+        &status_until(&s, status_key, Duration::from_secs(5), |_| true).await["asks"]["received"],
+    );
+    let huge = format!(r#"{{"question": "{}"}}"#, "x".repeat(16 << 20));
+    let r =
+        embodied_r_agent::client::ask_raw(&s, key, huge.into_bytes(), Duration::from_secs(5)).await;
+    eprintln!("load: a 16 MiB ask: {r:?}");
+    assert!(
+        matches!(
+            r,
+            Err(embodied_r_agent::client::ClientError::NoReply { .. })
+        ),
+        "the transport drops it: {r:?}"
+    );
+    let again = ask(
+        &s,
+        key,
+        &req("Where is the door?", "console", 90_000),
+        Duration::from_secs(120),
+    )
+    .await
+    .unwrap();
+    assert!(again.get("text").is_some(), "{again}");
+    let st = status_until(&s, status_key, Duration::from_secs(5), |_| true).await;
+    assert_eq!(
+        u(&st["asks"]["received"]),
+        received + 1,
+        "only the console's ask: {st}"
     );
 
     // Nothing leaked: descriptors and tasks come back (bounded wait for the client processes'

@@ -8,7 +8,7 @@
 
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
-use embodied_r_tests::{Proc, free_port, question, runtime_config};
+use embodied_r_tests::{Proc, free_port, question, runtime_config, zenoh_session};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -61,18 +61,7 @@ enabled = false
 }
 
 async fn client(router_port: u16) -> zenoh::Session {
-    let mut c = zenoh::Config::default();
-    for (k, v) in [
-        ("mode", "\"client\"".to_string()),
-        (
-            "connect/endpoints",
-            format!("[\"tcp/127.0.0.1:{router_port}\"]"),
-        ),
-        ("scouting/multicast/enabled", "false".into()),
-    ] {
-        c.insert_json5(k, &v).unwrap();
-    }
-    zenoh::open(c).await.unwrap()
+    zenoh_session("client", &format!("tcp/127.0.0.1:{router_port}")).await
 }
 
 fn req() -> AskRequest {

@@ -1146,3 +1146,22 @@ fn status_json(shared: &Shared, cfg: &Config, ros: Option<&dyn RosSide>) -> serd
         "shutting_down": shared.shutting_down.load(Ordering::Relaxed),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_slots_bound_each_client_and_come_back_when_dropped() {
+        let slots = Arc::new(ClientSlots::default());
+        let a1 = slots.take("a", 2).expect("first slot");
+        let a2 = slots.take("a", 2).expect("second slot");
+        assert_eq!(slots.take("a", 2).err(), Some(2), "a holds its two");
+        let b = slots.take("b", 2).expect("another client still gets in");
+        assert_eq!(slots.active(), 2);
+        drop(a1);
+        let a3 = slots.take("a", 2).expect("a slot came back");
+        drop((a2, a3, b));
+        assert_eq!(slots.active(), 0, "no entry outlives its slots");
+    }
+}

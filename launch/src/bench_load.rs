@@ -83,10 +83,13 @@ pub fn summarize(client: &str, outcomes: &[AskOutcome], wall_s: f64) -> LoadSumm
     let mut answered = Latencies::new(outcomes.len());
     let mut refused_ms = Latencies::new(outcomes.len());
     let mut refused = BTreeMap::new();
-    let mut silent = 0;
+    let (mut n_answered, mut silent) = (0, 0);
     for o in outcomes {
         match o.outcome.as_str() {
-            "answered" => answered.record(o.ms),
+            "answered" => {
+                n_answered += 1;
+                answered.record(o.ms);
+            }
             "silent" => silent += 1,
             code => {
                 *refused.entry(code.to_string()).or_insert(0) += 1;
@@ -97,7 +100,7 @@ pub fn summarize(client: &str, outcomes: &[AskOutcome], wall_s: f64) -> LoadSumm
     LoadSummary {
         client: client.to_string(),
         asks: outcomes.len(),
-        answered: outcomes.iter().filter(|o| o.outcome == "answered").count(),
+        answered: n_answered,
         refused,
         silent,
         answered_ms: answered.percentiles(),

@@ -5,7 +5,7 @@
 # allocation past the limits below fails the run; libFuzzer writes the input to
 # fuzz/artifacts/<target>/. Installs cargo-fuzz if it is missing; needs the nightly toolchain.
 #
-# Usage: tools/fuzz.sh SECONDS [TARGET...]     (CI: 15 s each; the long runs: 600 s each)
+# Usage: tools/fuzz.sh SECONDS [TARGET...]     (CI: 10 s each; the long runs: 600 s each)
 # FUZZ_SKIP="a b" leaves targets out (only for a finding that is open and listed in
 # docs/RELIABILITY.md).
 # Summary lines (target, executions, coverage, corpus size) go to stdout and, with
@@ -17,7 +17,16 @@ shift
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --version 0.13.1 --locked
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
+if [ ${#targets[@]} -eq 0 ]; then
+  # Not `mapfile < <(...)`: a failure inside a process substitution would go unnoticed and
+  # leave nothing to fuzz, which would then "pass".
+  list=$(cargo +nightly fuzz list)
+  mapfile -t targets <<<"$list"
+fi
+if [ ${#targets[@]} -eq 0 ] || [ -z "${targets[0]}" ]; then
+  echo "no fuzz targets found" >&2
+  exit 1
+fi
 for skip in ${FUZZ_SKIP:-}; do
   for i in "${!targets[@]}"; do [ "${targets[$i]}" != "$skip" ] || unset 'targets[i]'; done
   echo "fuzz $skip: skipped (FUZZ_SKIP)"
@@ -46,6 +55,11 @@ for t in "${targets[@]}"; do
   fi
   runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo '?')
+  if ! [ "$runs" -gt 0 ] 2>/dev/null; then
+    tail -30 "$log"
+    echo "fuzz target $t ran no inputs (executions: $runs)" >&2
+    exit 1
+  fi
   corpus=$(find "fuzz/corpus/$t" -type f | wc -l)
   line="fuzz $t: ${secs}s, $runs executions, coverage $cov edges, corpus $corpus, no findings"
   echo "$line"

@@ -20,6 +20,8 @@
 //! What it must not do: model math, image kernels or simulator internals (those are
 //! `reasoner`, `perception` and `sim-bridge`), or command-line parsing (`launch`).
 
+#![deny(unsafe_code)]
+
 pub mod answer;
 pub mod api;
 pub mod capture;

@@ -18,6 +18,8 @@
 //! the blocking pieces here (sources on threads, the HTTP client with deadlines) are wrapped by
 //! the agent.
 
+#![deny(unsafe_code)]
+
 mod action;
 pub mod buffer;
 pub mod describe;

@@ -5,7 +5,6 @@
 //! used, so a corrupt or truncated file gives an error naming the problem and the offset.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -282,11 +281,7 @@ impl GgufFile {
     /// Opens and validates a GGUF file. Tensor data is not read until asked for.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        #[allow(unsafe_code)]
-        // SAFETY: the mapping is read-only and this process never writes the file. Another
-        // process truncating it while mapped is the risk every mmap-based loader accepts.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let map = crate::mmap::map_read_only(path)?;
         Self::parse(path.to_path_buf(), map)
     }
 
@@ -645,7 +640,7 @@ pub(crate) mod tests {
             b.resize(start + off, 0);
             b.extend_from_slice(data);
         }
-        let mut f = File::create(path).unwrap();
+        let mut f = std::fs::File::create(path).unwrap();
         f.write_all(&b).unwrap();
     }
 

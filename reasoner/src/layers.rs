@@ -9,9 +9,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::host::{from_host, is_flex, transposed_storage, with_host, with_transposed_host};
-use crate::quant::{
-    ActivationMode, PackedMatrix, SharedSlice, row_dots, weighted_rows, worker_pool,
-};
+use crate::quant::{ActivationMode, PackedMatrix, dense};
 
 /// How a loaded model keeps its matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -213,60 +211,19 @@ fn dense_gemv_host<B: Backend>(x: Tensor<B, 3>, w: Tensor<B, 2>) -> Tensor<B, 3>
     let m = b * s;
     let device = x.device();
     let mut out = vec![0f32; m * rows];
-    // A weight stored transposed (`[cols, rows]` contiguous): each worker sums its share of
-    // the inputs' rows of the weight (contiguous, full width), then the shares are added.
     let done = with_transposed_host(&w, |wt| {
         with_host(x.clone(), |xs| {
-            debug_assert_eq!((xs.len(), wt.len(), k), (m * cols, rows * cols, cols));
-            let chunks = worker_pool().threads().min(cols.div_ceil(64)).max(1);
-            let per = cols.div_ceil(chunks);
-            let mut partial = vec![0f32; chunks * m * rows];
-            let shared = SharedSlice::new(&mut partial);
-            worker_pool().run(chunks, &|c| {
-                let (j0, j1) = (c * per, ((c + 1) * per).min(cols));
-                for i in 0..m {
-                    let at = (c * m + i) * rows;
-                    // SAFETY: chunk c writes only its own share of `partial`.
-                    #[allow(unsafe_code)]
-                    let o = unsafe { shared.range(at, at + rows) };
-                    if j0 < j1 {
-                        weighted_rows(
-                            &xs[i * cols + j0..i * cols + j1],
-                            &wt[j0 * rows..j1 * rows],
-                            o,
-                        );
-                    }
-                }
-            });
-            for part in partial.chunks_exact(m * rows) {
-                for (o, p) in out.iter_mut().zip(part) {
-                    *o += p;
-                }
-            }
+            debug_assert_eq!(k, cols);
+            dense::matmul_transposed(xs, wt, [m, rows, cols], &mut out);
         })
     });
-    if done.is_some() {
-        return from_host(out, [b, s, rows], &device);
+    if done.is_none() {
+        with_host(x, |xs| {
+            with_host(w, |ws| {
+                dense::matmul_rows(xs, ws, [m, rows, cols], &mut out)
+            })
+        });
     }
-    with_host(x, |xs| {
-        with_host(w, |ws| {
-            debug_assert_eq!((xs.len(), ws.len(), k), (m * cols, rows * cols, cols));
-            let shared = SharedSlice::new(&mut out);
-            let per = rows
-                .div_ceil(worker_pool().threads() * 4)
-                .next_multiple_of(8)
-                .max(16);
-            worker_pool().run(rows.div_ceil(per), &|c| {
-                let (r0, r1) = (c * per, ((c + 1) * per).min(rows));
-                for i in 0..m {
-                    // SAFETY: chunk c writes outputs r0..r1 of every row i; chunks are disjoint.
-                    #[allow(unsafe_code)]
-                    let o = unsafe { shared.range(i * rows + r0, i * rows + r1) };
-                    row_dots(&xs[i * cols..(i + 1) * cols], &ws[r0 * cols..r1 * cols], o);
-                }
-            });
-        })
-    });
     from_host(out, [b, s, rows], &device)
 }
 

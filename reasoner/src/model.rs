@@ -15,11 +15,11 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::cache::KvCache;
 use crate::config::LlamaConfig;
-use crate::cpu_attention::{AttnShape, causal_attention, rope_apply, write_kv};
 use crate::error::{Error, Result};
 use crate::host::{from_host, is_flex};
 use crate::layers::host_f32;
 use crate::layers::{Embedding, Linear, RmsNorm};
+use crate::quant::attention::{AttnShape, causal_attention, rope_apply, write_kv};
 
 /// RoPE frequencies, computed once from the config.
 #[derive(Debug, Clone)]

@@ -248,10 +248,7 @@ impl SafetensorsSet {
         let mut files = Vec::new();
         let mut index = HashMap::new();
         for (fi, path) in paths.iter().enumerate() {
-            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-            #[allow(unsafe_code)]
-            // SAFETY: read-only mapping of a file this process does not write.
-            let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+            let map = crate::mmap::map_read_only(path)?;
             let (header, meta) =
                 safetensors::SafeTensors::read_metadata(&map).map_err(|e| Error::Safetensors {
                     path: path.clone(),

@@ -3,6 +3,8 @@
 //! kill) when the test ends. The tests themselves drive the real binary and real zenoh peers on
 //! loopback only; nothing here fakes a peer.
 
+#![forbid(unsafe_code)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -63,7 +63,10 @@ pub fn cross_check(a: &[Descriptor], b: &[Descriptor]) -> Vec<Match> {
     {
         if std::arch::is_x86_feature_detected!("popcnt") {
             // SAFETY: the CPU supports popcnt, checked just above.
-            unsafe { best_pairs_popcnt(a, b, &mut best_a, &mut best_b) };
+            #[allow(unsafe_code)]
+            unsafe {
+                best_pairs_popcnt(a, b, &mut best_a, &mut best_b)
+            };
         } else {
             best_pairs(a, b, &mut best_a, &mut best_b);
         }

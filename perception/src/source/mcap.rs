@@ -62,7 +62,9 @@ fn map_file(name: &str, path: &Path) -> Result<memmap2::Mmap, SourceError> {
     let file = std::fs::File::open(path).map_err(io)?;
     // SAFETY: the map is read-only; a bag being rewritten underneath us can at worst give
     // garbage bytes, which every decoder below treats as untrusted input.
-    unsafe { memmap2::Mmap::map(&file) }.map_err(io)
+    #[allow(unsafe_code)]
+    let map = unsafe { memmap2::Mmap::map(&file) };
+    map.map_err(io)
 }
 
 type Item = Result<Frame, SourceError>;

@@ -1,14 +1,21 @@
-//! Block-quantized weights: the ggml block formats, their dequantization, and the packed
-//! matrix-times-activations kernels the CPU decode path runs on.
+//! The CPU backend's host kernels: block-quantized weights (the ggml block formats, their
+//! dequantization, the packed matrix-times-activations products), the dense products and the
+//! attention block that the decode path runs on.
 //!
-//! Layout of this module (the "one small room" for unsafe and SIMD):
+//! Layout of this module (the "one small room" for the crate's SIMD and the unsafe code that
+//! goes with it; the rest of the crate denies `unsafe_code`, except `mmap.rs`):
 //! - `formats`: the ggml types, block sizes and the scalar dequantizers that define their meaning;
 //! - `scalar`: plain dot-product kernels, the twins every SIMD kernel is tested against;
 //! - `avx2`: AVX2 kernels chosen at run time by feature detection;
 //! - `pool`: a tiny persistent pool of spinning worker threads (a rayon region costs ~50x more
-//!   than a decode-sized matvec can afford);
-//! - `packed`: `PackedMatrix`, a weight kept in its file's block format, and its matmul.
+//!   than a decode-sized matvec can afford), and `SharedSlice`, the disjoint output ranges its
+//!   workers write;
+//! - `packed`: `PackedMatrix`, a weight kept in its file's block format, and its matmul;
+//! - `dense`: f32 activations times a dense f32 weight (either layout), spread over the pool;
+//! - `attention`: RoPE in place and causal grouped-query attention over the KV-cache buffers.
 
+pub(crate) mod attention;
+pub(crate) mod dense;
 mod formats;
 mod packed;
 mod pool;

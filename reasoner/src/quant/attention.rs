@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 
-use crate::quant::{SharedSlice, row_dots, weighted_rows, worker_pool};
+use super::{SharedSlice, row_dots, weighted_rows, worker_pool};
 
 /// Applies rotate-half RoPE in place to `x`, laid out `[b, s, heads, hd]`, with half-width
 /// tables `cos, sin: [s, hd / 2]` (one row per position).

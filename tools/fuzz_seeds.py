@@ -152,6 +152,74 @@ def dataset_seeds():
         "answer": "A", "category": "relative_direction", "id": 3}]))
 
 
+def ros_msg_seeds():
+    # First byte: 0 String (a question), 1 Odometry, 2 TwistStamped (fuzz_targets/ros_msgs.rs).
+    ros = ROOT / "perception/tests/fixtures/ros"
+    put("ros_msgs", "string_json.cdr", b"\x00" + (ros / "string_json.cdr").read_bytes())
+    put("ros_msgs", "string_empty.cdr", b"\x00" + (ros / "string_empty.cdr").read_bytes())
+    put("ros_msgs", "odometry.cdr", b"\x01" + (ros / "odometry.cdr").read_bytes())
+    put("ros_msgs", "twist_stamped.cdr", b"\x02" + (ros / "twist_stamped.cdr").read_bytes())
+
+
+def sim_bridge_seeds():
+    # First byte even: an ERF1 frame envelope; odd: a nav-hint JSON (fuzz_targets/sim_bridge.rs).
+    def envelope(header, image):
+        h = json.dumps(header).encode()
+        return b"\x00ERF1" + len(h).to_bytes(4, "little") + h + image
+    pose = {"translation": [1.0, 0.5, 2.0], "rotation_xyzw": [0.0, 0.0, 0.3826834, 0.9238795]}
+    put("sim_bridge", "rgb8.erf1", envelope(
+        {"seq": 3, "stamp": 1.25, "width": 4, "height": 3, "encoding": "rgb8", "pose": pose,
+         "hfov_deg": 90.0}, bytes(range(36))))
+    # The first JPEG of the rosbag2 fixture, with its size from the SOF0 segment.
+    bag = (ROOT / "perception/tests/fixtures/mcap/images.mcap").read_bytes()
+    start = bag.find(b"\xff\xd8\xff")
+    jpeg = bag[start:bag.find(b"\xff\xd9", start) + 2]
+    sof = jpeg.find(b"\xff\xc0")
+    jh, jw = int.from_bytes(jpeg[sof + 5:sof + 7], "big"), int.from_bytes(jpeg[sof + 7:sof + 9], "big")
+    put("sim_bridge", "jpeg.erf1", envelope(
+        {"seq": 0, "stamp": 0.0, "width": jw, "height": jh, "encoding": "jpeg"}, jpeg))
+    png = (ROOT / "reasoner/tests/fixtures/vlm/images/small.png").read_bytes()
+    pw, ph = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    put("sim_bridge", "png.erf1", envelope(
+        {"seq": 9, "stamp": 2.0, "width": pw, "height": ph, "encoding": "png"}, png))
+    put("sim_bridge", "hint.json", "\x01" + json.dumps(
+        {"action": "rotate left", "target": "tower", "reason": "key frame 4 saw it on the left",
+         "question_id": "sim-1-00001"}))
+    put("sim_bridge", "hint_min.json", '\x01{"action": "move forward"}')
+
+
+def hf_file_seeds():
+    # First byte: 0 config.json, 1 tokenizer.json, 2 tokenizer_config.json,
+    # 3 chat_template.json, 4 image-processor settings (fuzz_targets/hf_files.rs).
+    fx = ROOT / "reasoner/tests/fixtures"
+    put("hf_files", "llama_config.json", b"\x00" + (fx / "tiny-llama/config.json").read_bytes())
+    put("hf_files", "tokenizer_tiny.json", b"\x01" + (fx / "tokenizer_tiny.json").read_bytes())
+    put("hf_files", "tokenizer_config.json",
+        b"\x02" + (fx / "tiny-llama/tokenizer_config.json").read_bytes())
+    for fam in ["smolvlm", "qwen2_5_vl", "idefics3"]:
+        d = fx / "vlm" / fam
+        put("hf_files", f"{fam}_config.json", b"\x00" + (d / "config.json").read_bytes())
+        put("hf_files", f"{fam}_tokenizer_config.json",
+            b"\x02" + (d / "tokenizer_config.json").read_bytes())
+        put("hf_files", f"{fam}_chat_template.json",
+            "\x03" + json.dumps({"chat_template": (d / "chat_template.jinja").read_text()}))
+        put("hf_files", f"{fam}_processor_config.json",
+            b"\x04" + (d / "processor_config.json").read_bytes())
+
+
+def runtime_config_seeds():
+    # The TOML file, NUL-separated EMBODIED_R_* entries, then NUL NUL and --set entries
+    # (fuzz_targets/runtime_config.rs).
+    cfg = ROOT / "launch/config"
+    for name in ["sim.toml", "camera.toml", "ros2.toml", "ros2-zenoh.toml", "vlm-server.toml"]:
+        put("runtime_config", name, (cfg / name).read_text())
+    put("runtime_config", "sim_env_set.toml", "\0".join([
+        (cfg / "sim.toml").read_text(),
+        "EMBODIED_R_API__QUEUE=8", "EMBODIED_R_KEYFRAMES__SAMPLE_FPS=2.5",
+        "EMBODIED_R_ZENOH__LISTEN=[\"tcp/127.0.0.1:7447\"]", "", "api.per_client=3",
+        "source.kind=pattern"]))
+
+
 if __name__ == "__main__":
     gguf_seeds()
     safetensors_seeds()
@@ -162,6 +230,10 @@ if __name__ == "__main__":
     episode_seeds()
     vlm_reply_seeds()
     dataset_seeds()
+    ros_msg_seeds()
+    sim_bridge_seeds()
+    hf_file_seeds()
+    runtime_config_seeds()
     for d in sorted(SEEDS.iterdir()):
         files = list(d.iterdir())
         print(f"{d.name}: {len(files)} seeds, {sum(f.stat().st_size for f in files)} bytes")

@@ -144,12 +144,67 @@ impl<B: Backend> std::fmt::Debug for LanguageModel<B> {
 }
 
 /// What `tokenizer_config.json` says about chat formatting.
-#[derive(Debug, Default)]
-struct TokenizerConfig {
-    chat_template: Option<String>,
-    bos_token: Option<String>,
-    eos_token: Option<String>,
-    add_bos_token: Option<bool>,
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TokenizerConfig {
+    /// `chat_template`: a string, or the `default` (else first) entry of a list of named ones.
+    pub chat_template: Option<String>,
+    /// `bos_token`: a string or an added-token object's `content`.
+    pub bos_token: Option<String>,
+    /// `eos_token`: likewise.
+    pub eos_token: Option<String>,
+    /// `add_bos_token`.
+    pub add_bos_token: Option<bool>,
+}
+
+impl TokenizerConfig {
+    /// Parses the text of a `tokenizer_config.json`; fields it does not know are ignored.
+    pub fn from_json_text(text: &str) -> Result<Self> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::Config(format!("invalid JSON: {e}")))?;
+        let token = |k: &str| match v.get(k) {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Object(o)) => {
+                o.get("content").and_then(|c| c.as_str()).map(String::from)
+            }
+            _ => None,
+        };
+        let template = match v.get("chat_template") {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Array(list)) => list
+                .iter()
+                .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
+                .or_else(|| list.first())
+                .and_then(|t| t.get("template"))
+                .and_then(|t| t.as_str())
+                .map(String::from),
+            _ => None,
+        };
+        Ok(TokenizerConfig {
+            chat_template: template,
+            bos_token: token("bos_token"),
+            eos_token: token("eos_token"),
+            add_bos_token: v.get("add_bos_token").and_then(|b| b.as_bool()),
+        })
+    }
+}
+
+/// The template in the text of a multimodal processor's `chat_template.json`
+/// (`{"chat_template": "..."}`).
+pub fn chat_template_from_json(text: &str) -> Result<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::Config(format!("invalid JSON: {e}")))?;
+    v.get("chat_template")
+        .and_then(|t| t.as_str())
+        .map(String::from)
+        .ok_or_else(|| Error::Config("expected a string `chat_template`".into()))
+}
+
+/// Prefixes a configuration error with the file it came from.
+fn in_file(path: &Path) -> impl FnOnce(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+        other => other,
+    }
 }
 
 /// Reads `chat_template` and the BOS/EOS strings from `tokenizer_config.json`.
@@ -159,32 +214,7 @@ fn hf_tokenizer_config(dir: &Path) -> Result<TokenizerConfig> {
         return Ok(TokenizerConfig::default());
     }
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Config(format!("{}: invalid JSON: {e}", path.display())))?;
-    let token = |k: &str| match v.get(k) {
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(serde_json::Value::Object(o)) => {
-            o.get("content").and_then(|c| c.as_str()).map(String::from)
-        }
-        _ => None,
-    };
-    let template = match v.get("chat_template") {
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(serde_json::Value::Array(list)) => list
-            .iter()
-            .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
-            .or_else(|| list.first())
-            .and_then(|t| t.get("template"))
-            .and_then(|t| t.as_str())
-            .map(String::from),
-        _ => None,
-    };
-    Ok(TokenizerConfig {
-        chat_template: template,
-        bos_token: token("bos_token"),
-        eos_token: token("eos_token"),
-        add_bos_token: v.get("add_bos_token").and_then(|b| b.as_bool()),
-    })
+    TokenizerConfig::from_json_text(&text).map_err(in_file(&path))
 }
 
 /// The tokenizer (`tokenizer.json`, with BOS/EOS from the config, `tokenizer_config.json` and
@@ -210,19 +240,7 @@ pub(crate) fn hf_tokenizer_and_template(
             } else if j.exists() {
                 // Processors of multimodal models: `{"chat_template": "..."}`.
                 let text = std::fs::read_to_string(&j).map_err(|e| Error::io(&j, e))?;
-                let v: serde_json::Value = serde_json::from_str(&text)
-                    .map_err(|e| Error::Config(format!("{}: invalid JSON: {e}", j.display())))?;
-                Some(
-                    v.get("chat_template")
-                        .and_then(|t| t.as_str())
-                        .ok_or_else(|| {
-                            Error::Config(format!(
-                                "{}: expected a string `chat_template`",
-                                j.display()
-                            ))
-                        })?
-                        .to_string(),
-                )
+                Some(chat_template_from_json(&text).map_err(in_file(&j))?)
             } else {
                 None
             }

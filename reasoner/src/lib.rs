@@ -39,13 +39,13 @@ pub mod backend;
 mod cache;
 mod chat;
 mod config;
-mod cpu_attention;
 pub mod episode;
 mod error;
 mod generate;
 pub mod gguf;
 mod host;
 mod layers;
+mod mmap;
 mod model;
 pub mod prompt;
 pub mod quant;
@@ -61,6 +61,7 @@ pub use config::{Architecture, LlamaConfig, RopeScaling};
 pub use error::{Error, Result};
 pub use generate::{
     Completion, FinishReason, GenerationConfig, LanguageModel, LoadOptions, Timings, TokenEvent,
+    TokenizerConfig, chat_template_from_json,
 };
 pub use layers::{Embedding, Linear, Lora, RmsNorm, WeightMode};
 pub use model::{Llama, LogitsFor, MultiPositions, NamedTensor, Rope};

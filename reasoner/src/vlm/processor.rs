@@ -144,10 +144,22 @@ impl Idefics3ImageConfig {
     /// transformers' defaults for this processor.
     pub fn from_json(v: &Value) -> Result<Self> {
         let (filter, rescale_factor, std) = filter_rescale_std(v, Filter::Lanczos, [0.5; 3])?;
+        let longest_edge = get_edge(v, "size", 4 * 364)?;
+        let tile = get_edge(v, "max_image_size", 364)?;
+        // transformers caps resized edges at MAX_IMAGE_SIZE; a larger claim is a broken (or
+        // hostile) file that would make us allocate gigabytes per image.
+        for (key, n) in [("size", longest_edge), ("max_image_size", tile)] {
+            if n > MAX_IMAGE_SIZE {
+                return Err(Error::Config(format!(
+                    "image processor `{key}` is {n} pixels; at most {MAX_IMAGE_SIZE} \
+                     (transformers' MAX_IMAGE_SIZE)"
+                )));
+            }
+        }
         Ok(Idefics3ImageConfig {
             do_resize: get_bool(v, "do_resize", true)?,
-            longest_edge: get_edge(v, "size", 4 * 364)?,
-            tile: get_edge(v, "max_image_size", 364)?,
+            longest_edge,
+            tile,
             do_image_splitting: get_bool(v, "do_image_splitting", true)?,
             filter,
             do_rescale: get_bool(v, "do_rescale", true)?,
@@ -329,6 +341,22 @@ impl ImageTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_past_transformers_cap_are_refused_by_name() {
+        let ok = serde_json::json!({"size": {"longest_edge": 1456}, "max_image_size": {"longest_edge": 364}});
+        assert!(Idefics3ImageConfig::from_json(&ok).is_ok());
+        for (key, v) in [
+            ("size", serde_json::json!({"size": {"longest_edge": 4097}})),
+            (
+                "max_image_size",
+                serde_json::json!({"max_image_size": {"longest_edge": 1_000_000_000u64}}),
+            ),
+        ] {
+            let e = Idefics3ImageConfig::from_json(&v).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("4096"), "{e}");
+        }
+    }
 
     #[test]
     fn sizes_follow_transformers() {

@@ -47,6 +47,9 @@ pub struct QwenImageConfig {
     pub std: [f32; 3],
 }
 
+/// The most pixels a resized image may have (`max_pixels` above this is refused).
+const MAX_PIXELS: usize = 2 * 4096 * 4096;
+
 /// OpenAI CLIP's normalisation, the processor's default (the f32 nearest to the published
 /// decimals, as `float(...)` then f32 in transformers).
 const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
@@ -85,14 +88,34 @@ impl QwenImageConfig {
                 "image processor: min_pixels {min_pixels} exceeds max_pixels {max_pixels}"
             )));
         }
+        if max_pixels > MAX_PIXELS {
+            return Err(Error::Config(format!(
+                "image processor: max_pixels {max_pixels} exceeds {MAX_PIXELS} (two 4096×4096 \
+                 images; released Qwen processors use at most 16 777 216)"
+            )));
+        }
+        let patch_size = get_usize(v, "patch_size")?.unwrap_or(14);
+        let merge_size = get_usize(v, "merge_size")?.unwrap_or(2);
+        let temporal_patch_size = get_usize(v, "temporal_patch_size")?.unwrap_or(2);
+        for (key, n, most) in [
+            ("patch_size", patch_size, 64),
+            ("merge_size", merge_size, 8),
+            ("temporal_patch_size", temporal_patch_size, 8),
+        ] {
+            if n > most {
+                return Err(Error::Config(format!(
+                    "image processor `{key}` is {n}; at most {most} (released models use 2 to 16)"
+                )));
+            }
+        }
         let (filter, rescale_factor, std) = filter_rescale_std(v, Filter::Bicubic, CLIP_STD)?;
         Ok(QwenImageConfig {
             do_resize: get_bool(v, "do_resize", true)?,
             min_pixels,
             max_pixels,
-            patch_size: get_usize(v, "patch_size")?.unwrap_or(14),
-            merge_size: get_usize(v, "merge_size")?.unwrap_or(2),
-            temporal_patch_size: get_usize(v, "temporal_patch_size")?.unwrap_or(2),
+            patch_size,
+            merge_size,
+            temporal_patch_size,
             filter,
             do_rescale: get_bool(v, "do_rescale", true)?,
             rescale_factor,
@@ -232,6 +255,24 @@ pub fn smart_resize(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_processor_settings_are_refused_by_name() {
+        let ok = serde_json::json!({"min_pixels": 3136, "max_pixels": 12_845_056u64});
+        assert!(QwenImageConfig::from_json(&ok).is_ok());
+        for (key, v) in [
+            ("max_pixels", serde_json::json!({"max_pixels": 1u64 << 40})),
+            ("patch_size", serde_json::json!({"patch_size": 100_000})),
+            ("merge_size", serde_json::json!({"merge_size": 9})),
+            (
+                "temporal_patch_size",
+                serde_json::json!({"temporal_patch_size": 1000}),
+            ),
+        ] {
+            let e = QwenImageConfig::from_json(&v).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
 
     #[test]
     fn smart_resize_follows_transformers() {

@@ -216,24 +216,28 @@ fn generate(a: &GenerateArgs) -> Result<()> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let summary = embodied_r_sim::generate(&cfg, &a.out, |p| {
+    let generated = embodied_r_sim::generate(&cfg, &a.out, |p| {
         bar.set_position(p.done as u64);
         bar.set_message(format!("{} questions", p.questions));
     })
     .with_context(|| format!("generating the benchmark into {}", a.out.display()))?;
     bar.finish_and_clear();
-    #[allow(clippy::print_stdout)]
+    let summary = &generated.summary;
+    #[allow(clippy::print_stdout, clippy::print_stderr)]
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        println!("{}", serde_json::to_string_pretty(&generated)?);
     } else {
+        // The timing goes to stderr (and --json), never into the benchmark's files.
+        eprintln!(
+            "{:.1} s, {:.1} frames/s",
+            generated.seconds, generated.frames_per_second
+        );
         println!(
-            "wrote {} videos, {} frames, {} questions to {} in {:.1} s ({:.1} frames/s{})",
+            "wrote {} videos, {} frames, {} questions to {}{}",
             summary.videos,
             summary.frames,
             summary.questions,
             a.out.display(),
-            summary.seconds,
-            summary.frames_per_second,
             if summary.mp4 { ", with MP4" } else { "" }
         );
         println!("questions per category:");

@@ -207,7 +207,9 @@ impl From<&Question> for Row {
     }
 }
 
-/// What a generation produced.
+/// What a generation produced: the content of `benchmark.json`. It holds nothing that varies
+/// between two runs with one seed (no wall-clock figures), so the whole output directory is
+/// byte-identical for one seed and can be hashed and cached by the tools that use it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Settings.
@@ -228,6 +230,15 @@ pub struct Summary {
     pub split_questions: BTreeMap<String, usize>,
     /// Whether MP4s were written.
     pub mp4: bool,
+}
+
+/// A generation's [`Summary`] and how long it took (reported to the caller, never written into
+/// the benchmark).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generated {
+    /// What was written.
+    #[serde(flatten)]
+    pub summary: Summary,
     /// Wall time, seconds.
     pub seconds: f64,
     /// Rendered (and encoded) frames per second.
@@ -381,7 +392,17 @@ fn write_mp4(dir: &Path, video_id: &str, fps: f64) -> Result<(), SimError> {
         .arg(fps.to_string())
         .arg("-i")
         .arg(dir.join("frame_%04d.png"))
-        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        // One encoder thread: x264's output depends on its thread count (which ffmpeg would
+        // choose from the machine's cores); bit-exact muxing leaves out the version strings.
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-threads", "1"])
+        .args([
+            "-fflags",
+            "+bitexact",
+            "-flags:v",
+            "+bitexact",
+            "-map_metadata",
+            "-1",
+        ])
         .arg(&out)
         .output()
         .map_err(io(&out))?;
@@ -399,7 +420,7 @@ pub fn generate(
     cfg: &GenerateConfig,
     out: &Path,
     mut progress: impl FnMut(Progress),
-) -> Result<Summary, SimError> {
+) -> Result<Generated, SimError> {
     cfg.validate()?;
     let t0 = Instant::now();
     let videos_dir = out.join("videos");
@@ -501,11 +522,13 @@ pub fn generate(
         split_scenes: split_scenes_map,
         split_questions,
         mp4,
-        seconds,
-        frames_per_second: frames_total as f64 / seconds.max(1e-9),
     };
     write_json(&out.join("benchmark.json"), &summary)?;
-    Ok(summary)
+    Ok(Generated {
+        summary,
+        seconds,
+        frames_per_second: frames_total as f64 / seconds.max(1e-9),
+    })
 }
 
 /// Reads a ground-truth sidecar.

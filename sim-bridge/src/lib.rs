@@ -13,6 +13,8 @@
 //! (`agent`). It hands frames over as `embodied_r_perception::Frame`. Everything it produces is
 //! reproducible from a seed, byte for byte, on every machine.
 
+#![forbid(unsafe_code)]
+
 pub mod bridge;
 pub mod dataset;
 pub mod describer;
@@ -27,7 +29,7 @@ pub mod trajectory;
 pub mod truth;
 pub mod warp;
 
-pub use dataset::{GenerateConfig, SimError, Summary, generate};
+pub use dataset::{GenerateConfig, Generated, SimError, Summary, generate};
 pub use describer::{DescriberErrors, SimDescriber};
 pub use flight::SimFlight;
 pub use render::{Camera, CameraPose, Render, render};

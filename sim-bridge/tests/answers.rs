@@ -315,7 +315,9 @@ fn every_answer_recomputed_from_the_sidecar() {
         mp4: embodied_r_sim::dataset::Mp4::Never,
         ..Default::default()
     };
-    let summary = embodied_r_sim::generate(&cfg, dir.path(), |_| {}).expect("generate");
+    let summary = embodied_r_sim::generate(&cfg, dir.path(), |_| {})
+        .expect("generate")
+        .summary;
     let mut checked = 0;
     let mut per_cat: BTreeMap<String, usize> = BTreeMap::new();
     let truth_dir = dir.path().join("ground_truth");

@@ -234,6 +234,31 @@ fn garbage_refusals_and_cut_streams_are_clear_errors() {
     let wrong_key = s.client("echo-key", |_| {}).with_api_key("wrong");
     let e = wrong_key.describe(&window(1), Q, soon()).expect_err("401");
     assert!(e.to_string().contains("HTTP 401"), "{e}");
+    assert!(e.to_string().contains("refused the API key"), "{e}");
+    // A key variable that is not set: the request goes without a key, and the server's
+    // refusal names the variable.
+    let mut cfg = OpenAiConfig {
+        base_url: format!("http://127.0.0.1:{}/v1", s.port),
+        model: "echo-nokey".into(),
+        api_key_env: Some("EMBODIED_R_TEST_SURELY_UNSET_KEY".into()),
+        ..OpenAiConfig::default()
+    };
+    cfg.retries = 0;
+    let e = OpenAiDescriber::new(cfg)
+        .expect("an unset key variable is not a configuration error")
+        .describe(&window(1), Q, soon())
+        .expect_err("401 without a key");
+    let msg = e.to_string();
+    assert!(msg.contains("HTTP 401"), "{msg}");
+    assert!(msg.contains("missing Authorization header"), "{msg}");
+    assert!(msg.contains("EMBODIED_R_TEST_SURELY_UNSET_KEY"), "{msg}");
+    let sent = s.requests_n("echo-nokey", 1);
+    assert_eq!(sent.len(), 1, "a 401 is not retried");
+    assert!(
+        sent[0]["auth"].is_null(),
+        "no Authorization header: {}",
+        sent[0]
+    );
     assert!(matches!(
         s.client("echo", |_| {}).describe(&[], Q, soon()),
         Err(DescribeError::EmptyWindow)

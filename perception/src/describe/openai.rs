@@ -192,11 +192,25 @@ impl OpenAiDescriber {
                     "api_key_env and api_key_file are both set: choose one".into()
                 ));
             }
-            (Some(var), None) => Some(std::env::var(var).map_err(|_| {
-                bad(format!(
-                    "api_key_env names {var}, but that environment variable is not set"
-                ))
-            })?),
+            (Some(var), None) => match std::env::var(var) {
+                Ok(key) if !key.trim().is_empty() => Some(key.trim().to_string()),
+                // Local servers (vLLM, llama.cpp server, Ollama) usually need no key: an unset
+                // or empty variable means no `Authorization` header. A server that does want
+                // one answers 401/403, which `attempt` reports naming this variable.
+                Ok(_) | Err(std::env::VarError::NotPresent) => {
+                    tracing::info!(
+                        variable = %var,
+                        "api_key_env names an unset or empty variable: requests go without an \
+                         Authorization header"
+                    );
+                    None
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(bad(format!(
+                        "api_key_env names {var}, whose value is not valid UTF-8"
+                    )));
+                }
+            },
             (None, Some(path)) => Some(read_key_file(path).map_err(bad)?),
             (None, None) => None,
         };
@@ -301,7 +315,10 @@ impl OpenAiDescriber {
                     .ok()
                     .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
                     .unwrap_or_else(|| snippet(&text));
-                let m = format!("POST {}: HTTP {code}: {message}", self.url);
+                let mut m = format!("POST {}: HTTP {code}: {message}", self.url);
+                if code == 401 || code == 403 {
+                    m.push_str(&self.key_hint());
+                }
                 return Err(if code == 429 || code >= 500 {
                     Failure::Retry(m, retry_after)
                 } else {
@@ -323,6 +340,28 @@ impl OpenAiDescriber {
                 Failure::Retry(format!("POST {}: reading the reply: {e}", self.url), None)
             })?;
         reply_content(&text).map_err(|e| Failure::Fatal(format!("POST {}: {e}", self.url)))
+    }
+
+    /// What to say when the server refuses the request as unauthorised: which key was sent.
+    fn key_hint(&self) -> String {
+        match (
+            &self.api_key,
+            &self.config.api_key_env,
+            &self.config.api_key_file,
+        ) {
+            (Some(_), Some(var), _) => {
+                format!(" (the server refused the API key from api_key_env {var})")
+            }
+            (Some(_), None, Some(path)) => format!(
+                " (the server refused the API key from api_key_file {})",
+                path.display()
+            ),
+            (Some(_), None, None) => " (the server refused the API key)".into(),
+            (None, Some(var), _) => {
+                format!(" (no API key was sent: api_key_env names {var}, which is not set)")
+            }
+            (None, None, _) => " (no API key was sent: set api_key_env or api_key_file)".into(),
+        }
     }
 
     fn read_stream(&self, resp: ureq::Response) -> Result<String, Failure> {
@@ -560,14 +599,17 @@ mod tests {
         })
         .expect_err("bad url");
         assert!(e.to_string().contains("base_url"), "{e}");
-        let e = OpenAiDescriber::new(OpenAiConfig {
+        // An unset key variable is the common case of a local server: no header, no error.
+        let d = OpenAiDescriber::new(OpenAiConfig {
             api_key_env: Some("EMBODIED_R_TEST_SURELY_UNSET_KEY".into()),
             ..OpenAiConfig::default()
         })
-        .expect_err("missing key");
+        .expect("an unset key variable means no Authorization header");
+        assert!(d.api_key.is_none());
         assert!(
-            e.to_string().contains("EMBODIED_R_TEST_SURELY_UNSET_KEY"),
-            "{e}"
+            d.key_hint().contains("EMBODIED_R_TEST_SURELY_UNSET_KEY"),
+            "{}",
+            d.key_hint()
         );
         let e = OpenAiDescriber::new(OpenAiConfig {
             max_concurrency: 0,

@@ -65,6 +65,12 @@ pub struct GrpoConfig {
     pub dynamic_sampling: bool,
     /// Replacement budget per step for dynamic sampling.
     pub max_resample: usize,
+    /// Optimisation passes over one batch of rollouts (GRPO's μ; TRL's `num_iterations`).
+    /// With 1 (the default) the policy that sampled is the policy being updated, every ratio
+    /// is 1 and the clip never acts. With μ > 1, each pass is an optimiser step, the old
+    /// log-probabilities come from the rollout policy (computed once, before the first pass),
+    /// and the clip bounds how far later passes move from it.
+    pub updates_per_batch: usize,
     /// The clipped objective and KL coefficient.
     #[serde(flatten)]
     pub objective: Objective,
@@ -84,6 +90,7 @@ impl Default for GrpoConfig {
             top_k: 50,
             dynamic_sampling: false,
             max_resample: 8,
+            updates_per_batch: 1,
             objective: Objective::default(),
         }
     }
@@ -249,6 +256,13 @@ impl TrainConfig {
         }
         if g.micro_batch == 0 {
             return bad("grpo.micro_batch", "0".into(), "at least 1");
+        }
+        if !(1..=16).contains(&g.updates_per_batch) {
+            return bad(
+                "grpo.updates_per_batch",
+                g.updates_per_batch.to_string(),
+                "1 to 16 optimisation passes over one batch of rollouts",
+            );
         }
         if g.max_completion_tokens == 0 {
             return bad("grpo.max_completion_tokens", "0".into(), "at least 1");
@@ -483,11 +497,15 @@ pub struct StepMetrics {
     pub resampled: usize,
     /// Prompts whose video text was trimmed to fit.
     pub trimmed_prompts: usize,
-    /// Share of completion tokens whose ratio left the clip range.
+    /// Share of completion tokens whose clipped term was taken (no gradient through them),
+    /// over all passes. Always 0 with `updates_per_batch = 1`: the first pass's ratios are 1.
     pub clip_fraction: f64,
-    /// The step's loss (sum of micro-batch losses).
+    /// Optimiser steps taken on this batch of rollouts (`updates_per_batch`).
+    #[serde(default = "one")]
+    pub updates: usize,
+    /// The step's loss (sum of micro-batch losses), mean over the passes.
     pub loss: f64,
-    /// Global gradient norm before clipping.
+    /// Global gradient norm before clipping, mean over the passes.
     pub grad_norm: f64,
     /// Learning rate used.
     pub lr: f64,
@@ -512,6 +530,10 @@ pub struct TrainState {
     pub lora: LoraConfig,
     /// The base model.
     pub model: PathBuf,
+}
+
+fn one() -> usize {
+    1
 }
 
 type Ad<B> = Autodiff<B>;
@@ -748,7 +770,7 @@ impl<B: Backend> Trainer<B> {
         let roll_s = t_roll.elapsed().as_secs_f64();
         m.rollout_tok_s = generated as f64 / roll_s.max(1e-9);
 
-        // Update.
+        // Update: μ optimisation passes over this batch of rollouts.
         let t_upd = Instant::now();
         let total_tokens: usize = groups
             .iter()
@@ -759,28 +781,60 @@ impl<B: Backend> Trainer<B> {
         } else {
             self.base.model().clone()
         };
-        let mut accum = GradientsAccumulator::<Llama<Ad<B>>>::new();
+        let micro: Vec<(Batch, Vec<f32>)> = groups
+            .iter()
+            .flat_map(|(batch, adv)| {
+                (0..batch.completions.len())
+                    .step_by(g.micro_batch)
+                    .map(move |start| {
+                        let end = (start + g.micro_batch).min(batch.completions.len());
+                        let mb = Batch {
+                            prompt: batch.prompt.clone(),
+                            completions: batch.completions[start..end].to_vec(),
+                        };
+                        (mb, adv[start..end].iter().map(|&x| x as f32).collect())
+                    })
+            })
+            .collect();
+        // The rollout policy's log-probabilities, before any pass moves the weights. One pass
+        // needs none: its old log-probabilities are its own, detached.
+        let olds: Option<Vec<Tensor<B, 2>>> = if g.updates_per_batch > 1 {
+            let rollout_policy = self.policy.valid();
+            Some(
+                micro
+                    .iter()
+                    .map(|(mb, _)| grpo::token_logprobs(&rollout_policy, mb, &self.device))
+                    .collect::<Result<_>>()?,
+            )
+        } else {
+            None
+        };
+        let refs: Option<Vec<Tensor<B, 2>>> = if g.objective.beta > 0.0 {
+            Some(
+                micro
+                    .iter()
+                    .map(|(mb, _)| grpo::token_logprobs(&reference, mb, &self.device))
+                    .collect::<Result<_>>()?,
+            )
+        } else {
+            None
+        };
         let mut processed = 0usize;
-        let (mut loss_sum, mut kl_sum, mut clipped) = (0.0, 0.0, 0.0);
-        for (batch, adv) in &groups {
-            for start in (0..batch.completions.len()).step_by(g.micro_batch) {
-                let end = (start + g.micro_batch).min(batch.completions.len());
-                let mb = Batch {
-                    prompt: batch.prompt.clone(),
-                    completions: batch.completions[start..end].to_vec(),
-                };
+        let (mut loss_sum, mut kl_sum, mut clipped, mut norm_sum) = (0.0, 0.0, 0.0, 0.0);
+        for pass in 0..g.updates_per_batch {
+            let mut accum = GradientsAccumulator::<Llama<Ad<B>>>::new();
+            for (i, (mb, adv)) in micro.iter().enumerate() {
                 let adev: burn::tensor::Device<Ad<B>> = self.device.clone();
-                let logp = grpo::token_logprobs(&self.policy, &mb, &adev)?;
-                let old = logp.clone().detach();
-                let refp = if g.objective.beta > 0.0 {
-                    let r = grpo::token_logprobs(&reference, &mb, &self.device)?;
-                    Some(Tensor::<Ad<B>, 2>::from_inner(r))
-                } else {
-                    None
+                let logp = grpo::token_logprobs(&self.policy, mb, &adev)?;
+                let old = match &olds {
+                    Some(o) => Tensor::<Ad<B>, 2>::from_inner(o[i].clone()),
+                    None => logp.clone().detach(),
                 };
-                let a: Vec<f32> = adv[start..end].iter().map(|&x| x as f32).collect();
+                let refp = refs
+                    .as_ref()
+                    .map(|r| Tensor::<Ad<B>, 2>::from_inner(r[i].clone()));
                 let a = Tensor::<Ad<B>, 1>::from_data(
-                    burn::tensor::TensorData::new(a, [end - start]),
+                    burn::tensor::TensorData::new(adv.clone(), [adv.len()]),
                     &adev,
                 );
                 let mask = mb.mask::<Ad<B>>(&adev);
@@ -791,20 +845,27 @@ impl<B: Backend> Trainer<B> {
                 clipped += st.clipped;
                 let grads = GradientsParams::from_grads(loss.backward(), &self.policy);
                 accum.accumulate(&self.policy, grads);
-                processed += (mb.prompt.len() + mb.width()) * (end - start);
+                processed += (mb.prompt.len() + mb.width()) * mb.completions.len();
             }
+            let mut grads = accum.grads();
+            let norm =
+                clip_grad_norm::<Ad<B>, _>(&self.policy, &mut grads, self.cfg.optim.max_grad_norm);
+            if !norm.is_finite() {
+                return Err(TrainError::Data(format!(
+                    "step {} (pass {} of {}): the gradient norm is {norm} (learning rate {lr}); \
+                     the update was skipped and the run stops so that no checkpoint holds \
+                     damaged weights",
+                    m.step,
+                    pass + 1,
+                    g.updates_per_batch
+                )));
+            }
+            norm_sum += norm;
+            self.policy = self.optim.step(lr, self.policy.clone(), grads);
         }
-        let mut grads = accum.grads();
-        m.grad_norm =
-            clip_grad_norm::<Ad<B>, _>(&self.policy, &mut grads, self.cfg.optim.max_grad_norm);
-        if !m.grad_norm.is_finite() {
-            return Err(TrainError::Data(format!(
-                "step {}: the gradient norm is {} (learning rate {lr}); the update was skipped \
-                 and the run stops so that no checkpoint holds damaged weights",
-                m.step, m.grad_norm
-            )));
-        }
-        self.policy = self.optim.step(lr, self.policy.clone(), grads);
+        let passes = g.updates_per_batch as f64;
+        m.updates = g.updates_per_batch;
+        m.grad_norm = norm_sum / passes;
         m.update_tok_s = processed as f64 / t_upd.elapsed().as_secs_f64().max(1e-9);
 
         let n = rewards_all.len().max(1) as f64;
@@ -817,15 +878,16 @@ impl<B: Backend> Trainer<B> {
         } else {
             checked.iter().sum::<f64>() / checked.len() as f64
         };
-        m.kl = kl_sum / total_tokens.max(1) as f64;
-        m.clip_fraction = clipped / total_tokens.max(1) as f64;
+        let token_passes = (total_tokens.max(1) as f64) * passes;
+        m.kl = kl_sum / token_passes;
+        m.clip_fraction = clipped / token_passes;
         m.completion_len = total_tokens as f64
             / groups
                 .iter()
                 .map(|(b, _)| b.completions.len())
                 .sum::<usize>()
                 .max(1) as f64;
-        m.loss = loss_sum;
+        m.loss = loss_sum / passes;
         m.seconds = t0.elapsed().as_secs_f64();
         self.step += 1;
         Ok(m)

@@ -4,9 +4,9 @@
 //! Needs the model file: `embodied-r fetch-model` puts it at `models/` in the workspace
 //! (or set `EMBODIED_R_MODEL`). CI fetches it before the tests run.
 //!
-//! Tolerances: last-position logits within 1e-3 of the reference logit range in the exact
-//! modes (dense f32; packed weights with f32 activations), and the greedy 32-token
-//! continuation identical. The fast mode (8-bit activations) must stay at least as close to
+//! Tolerances: last-position logits within 6e-6 of the reference logit range in the exact
+//! modes (dense f32; packed weights with f32 activations; `EXACT`, about three times the worst
+//! measured, 2.1e-6), and the greedy 32-token continuation identical. The fast mode (8-bit activations) must stay at least as close to
 //! transformers as llama.cpp is on the same prompts (recorded in the fixture); its greedy drift
 //! is printed, as the issue asks us to report it.
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
@@ -110,11 +110,14 @@ fn run(mode: WeightMode) -> (f32, Vec<(usize, usize)>) {
     (worst, greedy)
 }
 
+/// Bound on the exact modes' logit error, as a share of the reference logits' range.
+const EXACT: f32 = 6e-6;
+
 #[test]
 fn smollm2_dense_matches_transformers() {
     let (err, greedy) = run(WeightMode::Dense);
     eprintln!("dense: worst logit error {err:.2e} of range; greedy {greedy:?}");
-    assert!(err <= 1e-3, "logits off by {err} of the range");
+    assert!(err <= EXACT, "logits off by {err} of the range");
     assert!(
         greedy.iter().all(|(s, n)| s == n),
         "greedy differs: {greedy:?}"
@@ -125,7 +128,7 @@ fn smollm2_dense_matches_transformers() {
 fn smollm2_packed_exact_matches_transformers() {
     let (err, greedy) = run(WeightMode::Packed(ActivationMode::F32));
     eprintln!("packed f32: worst logit error {err:.2e} of range; greedy {greedy:?}");
-    assert!(err <= 1e-3, "logits off by {err} of the range");
+    assert!(err <= EXACT, "logits off by {err} of the range");
     assert!(
         greedy.iter().all(|(s, n)| s == n),
         "greedy differs: {greedy:?}"

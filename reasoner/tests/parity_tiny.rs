@@ -1,9 +1,10 @@
 //! Parity with transformers on tiny random-weight models and a tiny tokenizer, from fixtures
 //! written by `tools/fixtures_tiny.py` (no Python needed here).
 //!
-//! Tolerance for logits: max |ours − reference| ≤ 1e-3 × (max − min of the reference logits)
-//! in the exact modes (dense f32, packed with f32 activations); the fast 8-bit-activation mode
-//! is held to 5e-2 of the range and reported, not required to match greedy text.
+//! Tolerance for logits: max |ours − reference| ≤ 4e-6 × (max − min of the reference logits)
+//! in the exact modes (dense f32, packed with f32 activations; measured worst 1.3e-6); the fast
+//! 8-bit-activation mode is held to 1.5e-2 of the range (measured worst 4.1e-3) and is not
+//! required to match greedy text. Each test prints the errors it measured.
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -89,6 +90,7 @@ fn check_model_on<B: burn::tensor::backend::Backend>(
         let all: Vec<f32> = all.into_data().into_vec().unwrap();
         let v = lm.config().vocab_size;
         let e0 = rel_err(&all[..v], &floats(&case["first_logits"]));
+        eprintln!("{key} {mode:?} prompt {i}: last {e:.2e}, first {e0:.2e} of the range");
         assert!(
             e0 <= tol,
             "{key} {mode:?} prompt {i}: first-position logits off by {e0}"
@@ -108,8 +110,8 @@ fn check_model_on<B: burn::tensor::backend::Backend>(
     }
 }
 
-const EXACT: f32 = 1e-3;
-const FAST: f32 = 5e-2;
+const EXACT: f32 = 4e-6;
+const FAST: f32 = 1.5e-2;
 
 #[test]
 fn tiny_qwen2_safetensors_dense() {

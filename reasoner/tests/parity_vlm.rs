@@ -1,7 +1,8 @@
 //! The local VLM (SmolVLM, Idefics3, Qwen2.5-VL) against transformers, on the CPU backend:
-//! preprocessing within 1e-5, vision tower and image features within 1e-4, Qwen's rotary
-//! positions identical, last-position logits within 1e-5 of their range, the greedy 16-token
-//! continuation identical; and the errors a user meets.
+//! preprocessing within 1e-5, vision tower and image features within 5e-6 (`FEATURES`), Qwen's
+//! rotary positions identical, last-position logits within 1.2e-6 of their range (`LOGITS`),
+//! the greedy 16-token continuation identical; and the errors a user meets. Each bound is about
+//! three times the worst error measured (the README quotes these bounds).
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
 mod vlm_common;
@@ -39,24 +40,30 @@ fn preprocessing_matches_the_pil_processor() {
                 }
             };
             let e = max_abs(&pixels, want);
+            eprintln!("{model} {name}: pixels max |diff| {e:.2e}");
             assert!(e <= 1e-5, "{model} {name}: pixels off by {e}");
         }
     }
 }
 
+/// Vision tower output and image features, max |ours − transformers| (measured: ≤ 1.8e-6).
+const FEATURES: f32 = 5e-6;
+/// Last-position logits, max error over the logit range (measured: ≤ 3.9e-7).
+const LOGITS: f32 = 1.2e-6;
+
 #[test]
 fn smolvlm_matches_transformers() {
-    check_prompts::<Cpu>("smolvlm", 1e-5, 16, usize::MAX);
+    check_prompts::<Cpu>("smolvlm", FEATURES, LOGITS, 16, usize::MAX);
 }
 
 #[test]
 fn idefics3_matches_transformers() {
-    check_prompts::<Cpu>("idefics3", 1e-5, 16, usize::MAX);
+    check_prompts::<Cpu>("idefics3", FEATURES, LOGITS, 16, usize::MAX);
 }
 
 #[test]
 fn qwen2_5_vl_matches_transformers() {
-    check_prompts::<Cpu>("qwen2_5_vl", 1e-5, 16, usize::MAX);
+    check_prompts::<Cpu>("qwen2_5_vl", FEATURES, LOGITS, 16, usize::MAX);
 }
 
 #[test]

@@ -1,7 +1,11 @@
-//! The generic burn path on the wgpu backend (Mesa's software Vulkan in CI) against the same
-//! transformers fixtures as `parity_tiny.rs`. Run with `--features wgpu`.
+//! The wgpu backend (Mesa's software Vulkan in CI) against the same transformers fixtures as
+//! the CPU tests: the LM's generic burn path as `parity_tiny.rs` checks it, and the local VLM
+//! as `parity_vlm.rs` does. Run with `--features wgpu`. One test binary for both, because
+//! instantiating the model for the wgpu backend is most of this file's compile time.
 #![cfg(feature = "wgpu")]
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
+
+mod vlm_common;
 
 use std::path::{Path, PathBuf};
 
@@ -63,9 +67,11 @@ fn wgpu_matches_transformers_on_tiny_models() {
             let prompt = ids(&case["prompt"]);
             let last = lm.last_logits(&prompt).unwrap();
             let e = rel_err(&last, &floats(&case["last_logits"]));
-            // GPU reductions sum in another order; still far inside the 1e-3 bound.
+            eprintln!("{key} prompt {i}: logits off by {e:.2e} of the range");
+            // About three times the worst measured on Mesa's software Vulkan (1.9e-6); a real
+            // GPU that sums in another order may need more.
             assert!(
-                e <= 1e-3,
+                e <= 6e-6,
                 "{key} prompt {i}: logits off by {e} of the range"
             );
             // Software Vulkan compiles a kernel for every new shape, and every decode step has
@@ -82,4 +88,19 @@ fn wgpu_matches_transformers_on_tiny_models() {
             assert_eq!(out.tokens, want, "{key} prompt {i}: greedy differs on wgpu");
         }
     }
+}
+
+/// Vision tower and image features, max |ours − transformers| (measured on lavapipe: ≤ 2.2e-6).
+const FEATURES: f32 = 6e-6;
+/// Last-position logits, max error over the logit range (measured on lavapipe: ≤ 3.9e-7).
+const LOGITS: f32 = 1.2e-6;
+
+#[test]
+fn wgpu_vlm_matches_transformers() {
+    // Bounds about three times what Mesa's software Vulkan measures; a real GPU that sums in
+    // another order may need more. Software Vulkan compiles a kernel per new shape, so greedy
+    // decoding is checked on the first prompt only, a few tokens.
+    vlm_common::check_prompts::<Wgpu>("smolvlm", FEATURES, LOGITS, 6, 1);
+    vlm_common::check_prompts::<Wgpu>("idefics3", FEATURES, LOGITS, 0, 2);
+    vlm_common::check_prompts::<Wgpu>("qwen2_5_vl", FEATURES, LOGITS, 4, 1);
 }

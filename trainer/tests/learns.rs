@@ -1,23 +1,19 @@
 //! Proof that GRPO learns, on a tiny random-weight Llama (the reasoner's transformers fixture):
-//! the loss gradient matches finite differences, and a simple verifiable task's reward rises
-//! clearly over a fixed, seeded number of steps.
+//! log-probabilities of a shared prompt equal the whole sequence's, a simple verifiable task's
+//! reward rises clearly over a fixed, seeded number of steps, and more. (The gradient against
+//! finite differences, in f64, is `gradients.rs`.)
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use burn::backend::Autodiff;
-use burn::module::Param;
-use burn::tensor::{Tensor, TensorData};
 use embodied_r_reasoner::backend::Cpu;
 use embodied_r_reasoner::episode::Rewards;
 use embodied_r_reasoner::reward::RewardWeights;
 use embodied_r_trainer::data::Example;
-use embodied_r_trainer::grpo::{self, Batch, Objective};
+use embodied_r_trainer::grpo::{self, Batch};
 use embodied_r_trainer::train::{RewardConfig, Scorer, TrainConfig, fit_prompt, load_dense};
 use embodied_r_trainer::{Result, Trainer};
-
-type A = Autodiff<Cpu>;
 
 fn tiny() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../reasoner/tests/fixtures/tiny-llama")
@@ -33,76 +29,6 @@ fn toy_config(out: &Path, settings: &str) -> TrainConfig {
         out.display().to_string()
     );
     toml::from_str(&toml).unwrap()
-}
-
-fn loss_value(
-    model: &embodied_r_reasoner::Llama<A>,
-    batch: &Batch,
-    old: &Tensor<A, 2>,
-    reference: &Tensor<A, 2>,
-    adv: &Tensor<A, 1>,
-) -> Tensor<A, 1> {
-    let dev = Default::default();
-    let logp = grpo::token_logprobs(model, batch, &dev).unwrap();
-    let obj = Objective {
-        beta: 0.05,
-        ..Objective::default()
-    };
-    let (l, _) = grpo::loss(
-        logp,
-        old.clone(),
-        Some(reference.clone()),
-        adv.clone(),
-        batch.mask(&dev),
-        &obj,
-        7.0,
-    );
-    l
-}
-
-#[test]
-fn gradient_matches_finite_differences() {
-    let dev = Default::default();
-    let lm = load_dense::<A>(&tiny(), &dev).unwrap();
-    let model = lm.model().clone();
-    let batch = Batch {
-        prompt: vec![5, 17, 33, 9],
-        completions: vec![vec![40, 41, 42, 2], vec![100, 7, 3]],
-    };
-    // old = the policy's own log-probs at this point (ratio 1), reference = something else.
-    let base = grpo::token_logprobs(&model, &batch, &dev).unwrap().detach();
-    let reference = base.clone() - 0.3;
-    let adv = Tensor::<A, 1>::from_data(TensorData::new(vec![1.2f32, -0.7], [2]), &dev);
-    let l = loss_value(&model, &batch, &base, &reference, &adv);
-    let grads = l.backward();
-    let w = model.layers[1].self_attn.q_proj.weight.as_ref().unwrap();
-    let g: Vec<f32> = w.grad(&grads).unwrap().into_data().to_vec().unwrap();
-    let values: Vec<f32> = w.val().into_data().to_vec().unwrap();
-    let dims = w.val().dims();
-    // The three largest gradient entries.
-    let mut idx: Vec<usize> = (0..g.len()).collect();
-    idx.sort_by(|a, b| g[*b].abs().total_cmp(&g[*a].abs()));
-    for &i in &idx[..3] {
-        let h = 1e-2f32;
-        let at = |delta: f32| {
-            let mut v = values.clone();
-            v[i] += delta;
-            let mut m = model.clone();
-            m.layers[1].self_attn.q_proj.weight = Some(Param::from_tensor(Tensor::from_data(
-                TensorData::new(v, dims),
-                &dev,
-            )));
-            let l = loss_value(&m, &batch, &base, &reference, &adv);
-            f64::from(l.into_data().to_vec::<f32>().unwrap()[0])
-        };
-        let fd = (at(h) - at(-h)) / (2.0 * f64::from(h));
-        let ad = f64::from(g[i]);
-        eprintln!("q_proj[{i}]: autodiff {ad:.6e}, finite difference {fd:.6e}");
-        assert!(
-            (fd - ad).abs() <= 0.03 * ad.abs() + 1e-6,
-            "entry {i}: autodiff {ad} vs finite difference {fd}"
-        );
-    }
 }
 
 #[test]
@@ -246,6 +172,65 @@ targets = ["all-linear"]
     }
 }
 
+/// `grpo.updates_per_batch`: with one pass the policy that sampled is the one updated, so no
+/// ratio leaves 1 and nothing is clipped; with two, the second pass starts from moved weights
+/// and the clip acts on the tokens that moved furthest.
+#[test]
+fn a_second_pass_over_the_rollouts_clips() {
+    let mut seen = Vec::new();
+    for mu in [1usize, 2] {
+        let out = tempfile::tempdir().unwrap();
+        let cfg = toy_config(
+            out.path(),
+            &format!(
+                r#"
+steps = 3
+seed = 5
+save_every = 0
+[grpo]
+group_size = 8
+prompts_per_step = 2
+max_completion_tokens = 8
+top_p = 1.0
+top_k = 0
+beta = 0.0
+updates_per_batch = {mu}
+[optim]
+lr = 0.05
+warmup_ratio = 0.0
+[lora]
+rank = 8
+alpha = 16.0
+targets = ["all-linear"]
+"#
+            ),
+        );
+        let dev = Default::default();
+        let base = Arc::new(load_dense::<Cpu>(&cfg.model, &dev).unwrap());
+        let data: Vec<Example> = (0..4).map(example).collect();
+        let mut t =
+            Trainer::<Cpu>::with_scorer(cfg, data, dev, base, Box::new(MultiplesOfFour)).unwrap();
+        let mut clip = Vec::new();
+        t.run(|m| {
+            assert_eq!(m.updates, mu, "optimiser steps per batch");
+            clip.push(m.clip_fraction);
+        })
+        .unwrap();
+        eprintln!("updates_per_batch {mu}: clip fractions {clip:?}");
+        seen.push(clip);
+    }
+    assert!(
+        seen[0].iter().all(|&c| c == 0.0),
+        "one pass cannot clip: {:?}",
+        seen[0]
+    );
+    assert!(
+        seen[1].iter().any(|&c| c > 0.0),
+        "the second pass never clipped: {:?}",
+        seen[1]
+    );
+}
+
 /// Trains the tiny model for a few steps on the toy task (adapters then differ from zero),
 /// exports the checkpoint as a Hugging Face folder, loads that folder with our own loader and
 /// compares its logits and greedy text with what transformers computed on the same export
@@ -340,8 +325,9 @@ targets = ["all-linear"]
         .fold((f32::MAX, f32::MIN), |(l, h), &x| (l.min(x), h.max(x)));
     let e = diff(&ours, &reference) / (hi - lo);
     eprintln!("export vs transformers: max |Δlogit| = {e:.2e} of the range");
+    // About three times the measured 3.9e-7 (docs/training.md quotes this bound).
     assert!(
-        e < 1e-3,
+        e <= 1.2e-6,
         "transformers' logits on the export differ by {e} of the range"
     );
     let greedy: Vec<u32> = fix["greedy"]

@@ -4,6 +4,7 @@
 use embodied_r_perception::Action;
 use embodied_r_perception::buffer::KeyFrame;
 use embodied_r_perception::video_text::FrameDescription;
+use embodied_r_reasoner::episode::Rewards;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -53,8 +54,17 @@ pub struct Grounding {
 pub struct Answer {
     /// The runtime's id for the question (also the episode id).
     pub question_id: String,
-    /// The option letter, for multiple-choice questions when the answer names one.
+    /// The option letter the `<answer>` block names (the strict reading: the one rewards,
+    /// the episode log, `eval` and every verdict count), for multiple-choice questions.
     pub choice: Option<String>,
+    /// When the completion has no `<answer>` block: the option its whole text names. A lenient
+    /// reading, shown as such and never scored; the nav hint follows it when `choice` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lenient_choice: Option<String>,
+    /// The rewards by the strict reading, when the question came with its ground truth (the
+    /// same figures the episode log records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewards: Option<Rewards>,
     /// The answer block's text (the whole completion when the model wrote no answer block).
     pub text: String,
     /// The think block's text.

@@ -8,11 +8,12 @@ use crate::config::ReasonerConfig;
 use embodied_r_perception::buffer::{KeyFrame, WindowQuery};
 use embodied_r_perception::describe::Describer;
 use embodied_r_perception::video_text::{FrameDescription, assemble};
-use embodied_r_reasoner::answer::{choice_letter, parse_completion, reply_letter};
+use embodied_r_reasoner::answer::{lenient_choice, parse_completion, reply_letter, strict_choice};
 use embodied_r_reasoner::episode::{DescriptionRef, EpisodeRecord, FrameRef, NavHintRecord};
 use embodied_r_reasoner::prompt::{
     REFERENCE_SYSTEM, SYSTEM_PROMPT, question_part, question_text, reference_message, user_message,
 };
+use embodied_r_reasoner::reward::answer_rewards;
 use embodied_r_reasoner::{
     Completion, FinishReason, GenerationConfig, LanguageModel, LoadOptions, SamplingConfig,
 };
@@ -457,21 +458,12 @@ impl Engine {
             .answer
             .clone()
             .unwrap_or_else(|| text.trim().to_string());
-        // Rewards read the <answer> block only ("strict"); the reply falls back to the whole
-        // text when the model wrote no answer block (format_ok says it did not).
-        let strict_choice = if q.choices.is_empty() {
-            None
-        } else {
-            parsed
-                .answer
-                .as_deref()
-                .and_then(|a| choice_letter(a, &q.choices))
-        };
-        let choice = strict_choice.or_else(|| {
-            (!q.choices.is_empty() && parsed.answer.is_none())
-                .then(|| choice_letter(&answer_text, &q.choices))
-                .flatten()
-        });
+        // One rule decides which option the answer names: the `<answer>` block's (strict), as
+        // rewards, the log, `eval` and every command's verdict read it. Without an answer block
+        // the whole text may still name an option: that lenient reading is reported as such,
+        // steers only the advisory nav hint, and is never scored.
+        let choice = strict_choice(&parsed, &q.choices);
+        let lenient = lenient_choice(&parsed, &text, &q.choices);
         // The consistency check: does the think text alone lead a reference pass to the same
         // option? Only for multiple choice; a missing think or choice is inconsistent.
         let t = Instant::now();
@@ -505,6 +497,7 @@ impl Engine {
         };
         timings.insert("consistency".into(), ms(t));
         let option_text = choice
+            .or(lenient)
             .and_then(|c| {
                 embodied_r_reasoner::prompt::LETTERS
                     .iter()
@@ -530,21 +523,18 @@ impl Engine {
             target: hint.target.clone(),
             reason: hint.reason.clone(),
         });
-        record.rewards = q.ground_truth.as_deref().map(|gt| {
-            embodied_r_reasoner::reward::from_answer(
-                gt,
-                strict_choice,
-                &answer_text,
-                parsed.format_ok,
-                consistent,
-            )
-        });
+        record.rewards = q
+            .ground_truth
+            .as_deref()
+            .map(|gt| answer_rewards(&text, gt, &q.choices, consistent));
         record
             .frames
             .retain(|f| used.iter().any(|k| k.seq == f.seq));
         Ok(Answer {
             question_id: q.id.clone(),
             choice: choice.map(String::from),
+            lenient_choice: lenient.map(String::from),
+            rewards: record.rewards,
             text: answer_text,
             think: parsed.think,
             nav_hint: hint,
@@ -892,6 +882,31 @@ mod tests {
             .unwrap();
         assert_eq!((a.choice, a.consistent), (None, None));
         assert_eq!(a.nav_hint.action, "rotate left");
+    }
+
+    #[test]
+    fn a_reply_without_an_answer_block_is_read_leniently_but_scored_strictly() {
+        // What an untrained model writes: the right option in prose, no tags.
+        let e = engine(
+            &["The sofa is to the left, so the answer is B."],
+            &VIEWS,
+            ReasonerConfig::default(),
+        );
+        let out = e.answer(
+            &question(&["the lamp", "the sofa"], 60.0),
+            vec![kf(0), kf(4), kf(9)],
+            &AtomicBool::new(false),
+        );
+        let a = out.reply.unwrap();
+        assert_eq!(a.choice, None, "no <answer> block: no strict choice");
+        assert_eq!(a.lenient_choice.as_deref(), Some("B"));
+        assert!(!a.format_ok);
+        // The nav hint may follow the lenient reading; the verdict may not.
+        assert_eq!(a.nav_hint.target.as_deref(), Some("the sofa"));
+        let w = a.rewards.expect("the question carried its truth");
+        assert_eq!((w.format, w.accuracy), (0.0, 0.0));
+        assert_eq!(out.record.rewards, Some(w), "the reply and the log agree");
+        assert_eq!(out.record.choice, None);
     }
 
     #[test]

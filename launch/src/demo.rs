@@ -7,12 +7,13 @@
 #![allow(clippy::print_stdout)]
 
 use crate::inproc::{InProcess, loopback_endpoint, one_line, tokio_runtime};
+use crate::verdict;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use embodied_r_agent::client::ask;
 use embodied_r_agent::config::{Config, FsyncPolicy, Rate};
 use embodied_r_agent::{AskRequest, Runtime};
-use embodied_r_reasoner::reward::from_answer as rewards;
+use embodied_r_reasoner::episode::Rewards;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -148,11 +149,14 @@ pub fn run(a: &DemoArgs) -> Result<()> {
                 }
                 continue;
             }
-            let choice = v["choice"].as_str().and_then(|c| c.chars().next());
             let text = v["text"].as_str().unwrap_or("");
             let format_ok = v["format_ok"].as_bool() == Some(true);
             let consistent = v["consistent"].as_bool();
-            let r = rewards(&q.answer, choice, text, format_ok, consistent);
+            // The runtime scored the reply against the truth we sent, by the strict rule, and
+            // logged the same figures: the demo shows those, not a reading of its own.
+            let r: Rewards = serde_json::from_value(v["rewards"].clone()).with_context(|| {
+                format!("the reply to Q{} carries no rewards although it was asked with its truth: {v}", i + 1)
+            })?;
             right += r.accuracy;
             scored += 1;
             fmt += usize::from(format_ok);
@@ -169,12 +173,11 @@ pub fn run(a: &DemoArgs) -> Result<()> {
                 println!("    {}. {c}", embodied_r_reasoner::prompt::LETTERS[k]);
             }
             println!("  think:    {}", one_line(v["think"].as_str().unwrap_or("(none)"), 160));
-            println!(
-                "  answer:   {} — {} (truth: {})",
-                one_line(text, 60),
-                if r.accuracy >= 1.0 { "right".to_string() } else if r.accuracy > 0.0 { format!("partly right, {:.2}", r.accuracy) } else { "wrong".to_string() },
-                q.answer
-            );
+            println!("  answer:   {}", one_line(text, 60));
+            if !q.choices.is_empty() {
+                println!("  option:   {}", verdict::reading(v["choice"].as_str(), v["lenient_choice"].as_str(), format_ok));
+            }
+            println!("  verdict:  {} (truth: {})", verdict::judged(r.accuracy), q.answer);
             println!(
                 "  nav hint: {} ({})",
                 v["nav_hint"]["action"].as_str().unwrap_or("?"),

@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout)]
 
 use crate::inproc::one_line;
+use crate::verdict;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use embodied_r_agent::config::{Config, ConfigLoader};
@@ -108,8 +109,13 @@ pub enum EpisodesCommand {
     },
 }
 
-fn correct(r: &EpisodeRecord) -> Option<bool> {
-    r.rewards.map(|w| w.accuracy >= 1.0)
+/// The record's strict accuracy, recomputed from its completion and truth (so logs written
+/// before the strict rule was the runtime's only one read the same way).
+fn accuracy(r: &EpisodeRecord) -> Option<f64> {
+    r.ground_truth
+        .as_deref()
+        .filter(|_| r.error.is_none())
+        .map(|gt| verdict::accuracy_of(&r.completion, gt, &r.choices))
 }
 
 /// Runs an `episodes` subcommand.
@@ -131,10 +137,14 @@ pub fn run(c: &EpisodesCommand) -> Result<()> {
                     .records
                     .iter()
                     .map(|r| {
+                        let (choice, lenient) = verdict::readings_of(&r.completion, &r.choices);
+                        let acc = accuracy(r);
                         serde_json::json!({
                             "id": r.id, "time_unix": r.time_unix, "robot": r.robot,
-                            "question": r.question, "choices": r.choices, "choice": r.choice,
-                            "text": r.text, "ground_truth": r.ground_truth, "correct": correct(r),
+                            "question": r.question, "choices": r.choices, "choice": choice,
+                            "lenient_choice": lenient, "rule": "strict",
+                            "text": r.text, "ground_truth": r.ground_truth,
+                            "correct": acc.map(|a| a >= 1.0), "accuracy": acc,
                             "format_ok": r.format_ok, "consistent": r.consistent,
                             "nav_hint": r.nav_hint, "frames": r.frames.len(),
                             "model": r.model, "describer": r.describer, "error": r.error,
@@ -143,21 +153,32 @@ pub fn run(c: &EpisodesCommand) -> Result<()> {
                     .collect();
                 println!("{}", serde_json::to_string(&rows)?);
             } else {
-                println!("{} episodes in {}", contents.records.len(), dir.display());
+                println!(
+                    "{} episodes in {} (option and verdict by the strict rule: the <answer> \
+                     block; \"(c)\": no answer block, a lenient reading, not scored)",
+                    contents.records.len(),
+                    dir.display()
+                );
                 for r in &contents.records {
-                    let verdict = match (correct(r), &r.error) {
+                    let (choice, lenient) = verdict::readings_of(&r.completion, &r.choices);
+                    let judged = match (accuracy(r), &r.error) {
                         (_, Some(e)) => format!("error: {}", one_line(e, 40)),
-                        (Some(true), _) => "right".into(),
-                        (Some(false), _) => "wrong".into(),
+                        (Some(a), _) => verdict::word(a),
                         (None, _) => "-".into(),
+                    };
+                    let option = match (&choice, &lenient) {
+                        (Some(c), _) => c.clone(),
+                        // A lenient reading is shown lower case in brackets: never the answer.
+                        (None, Some(l)) => format!("({})", l.to_lowercase()),
+                        (None, None) => "-".into(),
                     };
                     println!(
                         "{:<28} {:<48} {:>3} {:<6} {}",
                         r.id,
                         one_line(&r.question, 48),
-                        r.choice.clone().unwrap_or_else(|| "-".into()),
+                        option,
                         if r.format_ok { "fmt ok" } else { "fmt -" },
-                        verdict
+                        judged
                     );
                 }
             }

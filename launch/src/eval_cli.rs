@@ -202,6 +202,10 @@ fn eval_on<B: Backend>(args: &EvalArgs) -> Result<()> {
         "mean of category accuracies: {}",
         pct(rep.category_mean_accuracy)
     );
+    println!(
+        "answers read by the {} rule",
+        crate::verdict::eval_rule(extraction)
+    );
     if let Some(j) = &args.json {
         std::fs::write(j, serde_json::to_string_pretty(&rep)?)
             .with_context(|| format!("writing {}", j.display()))?;

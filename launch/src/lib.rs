@@ -7,6 +7,8 @@
 //! Owns argument parsing, logging set-up, the model fetch and the benchmark harness. Must not
 //! hold model, perception or runtime logic: those live in the library crates this one calls.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod bench_load;
 mod bench_runtime;
@@ -25,6 +27,7 @@ mod runtime_cli;
 mod sim;
 mod sim_data;
 mod train_cli;
+mod verdict;
 
 use std::path::PathBuf;
 

@@ -367,11 +367,22 @@ pub fn render_reply(v: &serde_json::Value) -> String {
         );
         return s;
     }
-    let choice = v["choice"]
-        .as_str()
-        .map(|c| format!("{c}. "))
-        .unwrap_or_default();
-    let _ = writeln!(s, "Answer:   {choice}{}", v["text"].as_str().unwrap_or(""));
+    let _ = writeln!(s, "Answer:   {}", v["text"].as_str().unwrap_or(""));
+    let has_choices = v["choice"].is_string() || v["lenient_choice"].is_string();
+    if has_choices {
+        let _ = writeln!(
+            s,
+            "Option:   {}",
+            crate::verdict::reading(
+                v["choice"].as_str(),
+                v["lenient_choice"].as_str(),
+                v["format_ok"].as_bool() == Some(true)
+            )
+        );
+    }
+    if let Some(acc) = v["rewards"]["accuracy"].as_f64() {
+        let _ = writeln!(s, "Verdict:  {}", crate::verdict::judged(acc));
+    }
     if let Some(t) = v["think"].as_str() {
         let _ = writeln!(s, "Think:    {t}");
     }
@@ -681,11 +692,25 @@ mod tests {
             "format_ok": true, "consistent": false, "model": "m", "describer": "d", "timings": {"total": 12.0}});
         let s = render_reply(&v);
         assert!(
-            s.contains("Answer:   B. B. sofa") && s.contains("rotate left → sofa"),
+            s.contains("Answer:   B. sofa")
+                && s.contains("Option:   B (strict: the <answer> block)")
+                && s.contains("rotate left → sofa"),
             "{s}"
         );
+        assert!(!s.contains("Verdict"), "no truth, no verdict: {s}");
         assert!(
             s.contains("cited [4]") && s.contains("consistent no"),
+            "{s}"
+        );
+        // The untrained model's prose reply, asked with its truth: the lenient reading is
+        // shown as such, and the verdict is the strict one the episode log records.
+        let v = serde_json::json!({"choice": null, "lenient_choice": "B", "text": "it is B",
+            "rewards": {"format": 0.0, "accuracy": 0.0, "consistency": null},
+            "nav_hint": {"action": "rotate left", "reason": "r"}, "format_ok": false});
+        let s = render_reply(&v);
+        assert!(
+            s.contains("lenient reading: B, not scored")
+                && s.contains("Verdict:  wrong (strict: the <answer> block)"),
             "{s}"
         );
         let e = render_reply(&serde_json::json!({"error": {"code": "busy", "message": "full"}}));

@@ -127,6 +127,34 @@ pub fn choice_letter(answer: &str, choices: &[String]) -> Option<char> {
     }
 }
 
+/// The option the `<answer>` block names: the strict reading, the only one that rewards,
+/// accuracy and every verdict count. `None` for free-form questions (no `choices`) and when the
+/// completion has no answer block or the block names no option.
+pub fn strict_choice(parsed: &ParsedCompletion, choices: &[String]) -> Option<char> {
+    if choices.is_empty() {
+        return None;
+    }
+    parsed
+        .answer
+        .as_deref()
+        .and_then(|a| choice_letter(a, choices))
+}
+
+/// The option a completion without an `<answer>` block names anywhere in its text: a lenient
+/// reading that is shown as such (and may steer the advisory navigation hint) but is never
+/// scored. `None` when there is an answer block (then only the strict reading exists) and for
+/// free-form questions.
+pub fn lenient_choice(
+    parsed: &ParsedCompletion,
+    completion: &str,
+    choices: &[String],
+) -> Option<char> {
+    if choices.is_empty() || parsed.answer.is_some() {
+        return None;
+    }
+    choice_letter(completion.trim(), choices)
+}
+
 /// The first option letter in a short reply (the reference pass's), e.g. `"B"`, `" b."`,
 /// `"Answer: C"`.
 pub fn reply_letter(reply: &str) -> Option<char> {
@@ -177,6 +205,36 @@ mod tests {
         let p = parse_completion("no tags at all");
         assert_eq!((p.think, p.answer, p.format_ok), (None, None, false));
         assert_eq!(parse_completion("<think> </think>").think, None);
+    }
+
+    #[test]
+    fn strict_and_lenient_readings_never_overlap() {
+        let ch: Vec<String> = ["left", "back", "right"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let tagged = "<think>it is west</think><answer>A</answer>";
+        let p = parse_completion(tagged);
+        assert_eq!(strict_choice(&p, &ch), Some('A'));
+        assert_eq!(lenient_choice(&p, tagged, &ch), None);
+        // No answer block: nothing strict, and the whole text's reading is the lenient one.
+        let bare = "The tower is on the right";
+        let p = parse_completion(bare);
+        assert_eq!(strict_choice(&p, &ch), None);
+        assert_eq!(lenient_choice(&p, bare, &ch), Some('C'));
+        // An answer block that names no option: nothing strict, and no lenient fallback.
+        let empty = "<think>hm</think><answer>somewhere</answer>";
+        let p = parse_completion(empty);
+        assert_eq!(
+            (strict_choice(&p, &ch), lenient_choice(&p, empty, &ch)),
+            (None, None)
+        );
+        // Free-form questions have no options to read.
+        let p = parse_completion(tagged);
+        assert_eq!(
+            (strict_choice(&p, &[]), lenient_choice(&p, tagged, &[])),
+            (None, None)
+        );
     }
 
     #[test]

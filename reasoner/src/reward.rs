@@ -306,29 +306,21 @@ pub fn score(completion: &str, gold: &str, choices: &[String], mode: Extraction)
     }
 }
 
-/// The rewards of an answer already read by the runtime: the option letter it took from the
-/// `<answer>` block (or none), the answer text (scored by mean relative accuracy when `gold` is
-/// a number and no letter was read), the format verdict and the consistency pass's verdict.
-pub fn from_answer(
+/// The rewards the runtime records for an answer to a question whose truth it was told: the
+/// strict reading of [`score`] (the same one `eval` uses by default, so every command gives one
+/// verdict for one completion) and the consistency pass's verdict, which counts only for a
+/// correct answer.
+pub fn answer_rewards(
+    completion: &str,
     gold: &str,
-    choice: Option<char>,
-    answer_text: &str,
-    format_ok: bool,
+    choices: &[String],
     consistent: Option<bool>,
 ) -> Rewards {
-    let gold = gold.trim();
-    let accuracy = match gold.parse::<f64>() {
-        Ok(g) if choice.is_none() => first_number(answer_text)
-            .map(|p| mean_relative_accuracy(p, g))
-            .unwrap_or(0.0),
-        _ => f64::from(u8::from(
-            choice.is_some_and(|c| gold.eq_ignore_ascii_case(&c.to_string())),
-        )),
-    };
+    let s = score(completion, gold, choices, Extraction::Strict);
     Rewards {
-        format: f64::from(u8::from(format_ok)),
-        accuracy,
-        consistency: consistent.map(|c| f64::from(u8::from(c && accuracy >= 1.0))),
+        format: s.format,
+        accuracy: s.accuracy,
+        consistency: consistent.map(|c| f64::from(u8::from(c && s.accuracy >= 1.0))),
     }
 }
 
@@ -468,16 +460,29 @@ mod tests {
 
     #[test]
     fn answers_read_by_the_runtime() {
-        let r = from_answer("B", Some('B'), "B", true, Some(true));
+        let ch: Vec<String> = ["left", "right"].iter().map(|s| s.to_string()).collect();
+        let ok = "<think>west of me</think><answer>B</answer>";
+        let r = answer_rewards(ok, "B", &ch, Some(true));
         assert_eq!((r.format, r.accuracy, r.consistency), (1.0, 1.0, Some(1.0)));
-        let r = from_answer("B", Some('C'), "C", false, Some(true));
-        assert_eq!((r.format, r.accuracy, r.consistency), (0.0, 0.0, Some(0.0)));
+        let r = answer_rewards("<think>x</think> <answer>A</answer>", "B", &ch, Some(true));
+        assert_eq!((r.format, r.accuracy, r.consistency), (1.0, 0.0, Some(0.0)));
+        // No answer block: wrong, whatever the text says (the strict rule), as eval scores it.
+        let bare = "The answer is B, the right side";
+        let r = answer_rewards(bare, "B", &ch, None);
+        assert_eq!((r.format, r.accuracy), (0.0, 0.0));
         assert_eq!(
-            from_answer("4", None, "about 4 m", true, None).accuracy,
-            1.0
+            r.accuracy,
+            score(bare, "B", &ch, Extraction::Strict).accuracy
         );
-        assert!(from_answer("10", None, "I count 5.", true, None).accuracy < 0.2);
-        assert_eq!(from_answer("10", None, "many", true, None).accuracy, 0.0);
+        // Numbers: mean relative accuracy of the answer block's first number only.
+        let num = "<think>four chairs</think><answer>about 4 m</answer>";
+        assert_eq!(answer_rewards(num, "4", &[], None).accuracy, 1.0);
+        assert!(answer_rewards("<answer>I count 5.</answer>", "10", &[], None).accuracy < 0.2);
+        assert_eq!(
+            answer_rewards("<answer>many</answer>", "10", &[], None).accuracy,
+            0.0
+        );
+        assert_eq!(answer_rewards("I count 10", "10", &[], None).accuracy, 0.0);
     }
 
     #[test]

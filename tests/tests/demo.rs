@@ -49,6 +49,20 @@ fn the_demo_flies_asks_answers_and_logs() {
     let eps: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(eps.as_array().unwrap().len(), 2);
     assert!(eps[0]["correct"].is_boolean(), "{eps}");
+    // One verdict for one reply: what the demo printed is what the log says, by one rule.
+    for (q, e) in lines[..2].iter().zip(eps.as_array().unwrap()) {
+        assert_eq!(q["accuracy"], e["accuracy"], "demo {q} vs episodes {e}");
+        assert_eq!(
+            q["reply"]["choice"], e["choice"],
+            "demo {q} vs episodes {e}"
+        );
+        assert_eq!(
+            q["reply"]["lenient_choice"].as_str(),
+            e["lenient_choice"].as_str(),
+            "demo {q} vs episodes {e}"
+        );
+        assert_eq!(e["rule"], "strict");
+    }
     let (code, out, _) = run(
         &[
             "episodes",

@@ -123,8 +123,13 @@ fsync = "never"
     runtime_config(dir, "faults.toml", "faulty", &text)
 }
 
+/// A question no earlier ask used: descriptions are cached per (window, question), and the
+/// camera may not keep a new key frame between two asks, so a repeated question could be
+/// answered from the cache without reaching the VLM whose fault is under test.
 fn req(deadline_ms: u64) -> AskRequest {
-    question("What is in front of me?", deadline_ms)
+    static ASKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = ASKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    question(&format!("What is in front of me? (ask {n})"), deadline_ms)
 }
 
 /// Asks once; returns the reply and how long it took.

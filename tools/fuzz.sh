@@ -8,7 +8,7 @@
 # Usage: tools/fuzz.sh SECONDS [TARGET...]     (CI: 10 s each; the long runs: 600 s each)
 # FUZZ_SKIP="a b" leaves targets out (only for a finding that is open and listed in
 # docs/RELIABILITY.md).
-# Summary lines (target, executions, coverage, corpus size) go to stdout and, with
+# Summary lines (target, executions, coverage, peak RSS, corpus size) go to stdout and, with
 # FUZZ_SUMMARY=FILE, to FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,8 +60,9 @@ for t in "${targets[@]}"; do
     echo "fuzz target $t ran no inputs (executions: $runs)" >&2
     exit 1
   fi
+  rss=$(grep -oE 'stat::peak_rss_mb: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
   corpus=$(find "fuzz/corpus/$t" -type f | wc -l)
-  line="fuzz $t: ${secs}s, $runs executions, coverage $cov edges, corpus $corpus, no findings"
+  line="fuzz $t: ${secs}s, $runs executions, coverage $cov edges, peak RSS $rss MiB, corpus $corpus, no findings"
   echo "$line"
   [ -z "${FUZZ_SUMMARY:-}" ] || echo "$line" >>"$FUZZ_SUMMARY"
   rm -f "$log"

@@ -22,6 +22,7 @@ pub mod flight;
 pub mod math;
 pub mod preview;
 pub mod qa;
+pub mod reading;
 pub mod render;
 pub mod scene;
 pub mod source;

@@ -12,8 +12,9 @@ use embodied_r_perception::describe::openai::{OpenAiConfig, OpenAiDescriber};
 use embodied_r_reasoner::backend::Backend;
 use embodied_r_reasoner::reward::Extraction;
 use embodied_r_reasoner::{LanguageModel, LoadOptions, with_backend};
-use embodied_r_trainer::data;
-use embodied_r_trainer::eval::{self, EvalSettings};
+use embodied_r_sim::reading;
+use embodied_r_trainer::data::{self, Example};
+use embodied_r_trainer::eval::{self, EvalReport, EvalSettings, PriorAnswerer};
 use embodied_r_trainer::train::LocalJudge;
 
 use crate::ModelArgs;
@@ -63,6 +64,16 @@ pub struct EvalArgs {
     /// Skip the consistency check (a second, 10-token pass of the same model per correct answer).
     #[arg(long)]
     pub no_consistency: bool,
+    /// Who answers: `lm` (the model), `rules` (the simulator text's rules answerer: what the
+    /// video text allows, per category) or `prior` (the letter prior: the most frequent letter
+    /// per category and option count, the median number for numeric questions, fitted on
+    /// --prior-data).
+    #[arg(long, default_value = "lm")]
+    pub answerer: String,
+    /// With `--answerer prior`: the training rows the prior is fitted on (default: the
+    /// `train_data.json` beside --data). Never the rows being scored.
+    #[arg(long)]
+    pub prior_data: Option<PathBuf>,
     /// Evaluate only the first N examples.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -86,9 +97,57 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     if args.describer == "vlm" && args.vlm_url.is_none() {
         anyhow::bail!("--describer vlm needs --vlm-url (e.g. http://127.0.0.1:8000/v1)");
     }
-    args.model.init_threads();
-    let kind = args.model.backend_kind()?;
-    with_backend!(kind, B => eval_on::<B>(args))
+    let extraction: Extraction = args
+        .extraction
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--extraction: {e}"))?;
+    match args.answerer.as_str() {
+        "lm" => {
+            args.model.init_threads();
+            let kind = args.model.backend_kind()?;
+            with_backend!(kind, B => eval_lm::<B>(args, extraction))
+        }
+        "rules" => {
+            let examples = examples(args)?;
+            let rep = score(args, &RulesAnswerer, &examples, extraction, None)?;
+            show(args, &rep)
+        }
+        "prior" => {
+            let train = match &args.prior_data {
+                Some(p) => p.clone(),
+                None => args.data.with_file_name("train_data.json"),
+            };
+            if train == args.data {
+                anyhow::bail!(
+                    "--prior-data {}: the prior must be fitted on other rows than the ones scored",
+                    train.display()
+                );
+            }
+            let (rows, _) = data::load(&train).with_context(|| {
+                format!(
+                    "loading the prior's training rows {} (set --prior-data)",
+                    train.display()
+                )
+            })?;
+            let prior = PriorAnswerer::fit(&rows);
+            let examples = examples(args)?;
+            let rep = score(args, &prior, &examples, extraction, None)?;
+            show(args, &rep)
+        }
+        other => anyhow::bail!("--answerer {other}: expected `lm`, `rules` or `prior`"),
+    }
+}
+
+/// The rules answerer over the simulator describer's text (`embodied_r_sim::reading`).
+struct RulesAnswerer;
+
+impl eval::Answerer for RulesAnswerer {
+    fn complete(&self, ex: &Example) -> embodied_r_trainer::Result<String> {
+        let q = ex.question();
+        let q = q.strip_prefix("Question:").unwrap_or(&q).trim_start();
+        let stem = q.split("\nChoices:").next().unwrap_or(q);
+        Ok(reading::answer(&ex.category, &ex.user, stem, &ex.choices).completion())
+    }
 }
 
 /// The describer `--describer sim|vlm` names.
@@ -111,11 +170,8 @@ fn video_describer(args: &EvalArgs) -> Result<VideoDescriber> {
     })
 }
 
-fn eval_on<B: Backend>(args: &EvalArgs) -> Result<()> {
-    let extraction: Extraction = args
-        .extraction
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--extraction: {e}"))?;
+/// The rows to score, with their video text.
+fn examples(args: &EvalArgs) -> Result<Vec<Example>> {
     let (mut examples, skipped) = if args.describer != "none" {
         let video = video_describer(args)?;
         let ex = crate::sim_data::sim_examples(&args.data, &video)
@@ -130,6 +186,11 @@ fn eval_on<B: Backend>(args: &EvalArgs) -> Result<()> {
         examples.truncate(n);
     }
     tracing::info!(examples = examples.len(), skipped, "evaluation data");
+    Ok(examples)
+}
+
+fn eval_lm<B: Backend>(args: &EvalArgs, extraction: Extraction) -> Result<()> {
+    let examples = examples(args)?;
     let opts = LoadOptions {
         weights: args.model.weight_mode()?,
     };
@@ -138,6 +199,32 @@ fn eval_on<B: Backend>(args: &EvalArgs) -> Result<()> {
             .with_context(|| format!("loading {}", args.model.model.display()))?,
     );
     let judge = LocalJudge::new(lm.clone());
+    let settings = EvalSettings {
+        max_tokens: args.max_tokens,
+        max_prompt_tokens: args.max_prompt_tokens,
+        extraction,
+        response_prefix: args.response_prefix.clone(),
+    };
+    let answerer = eval::LmAnswerer::new(&lm, &settings);
+    let rep = score(
+        args,
+        &answerer,
+        &examples,
+        extraction,
+        (!args.no_consistency)
+            .then_some(&judge as &dyn embodied_r_reasoner::reward::ConsistencyJudge),
+    )?;
+    show(args, &rep)
+}
+
+/// Scores `examples` with `answerer` (resuming from the results file) and aggregates.
+fn score(
+    args: &EvalArgs,
+    answerer: &dyn eval::Answerer,
+    examples: &[Example],
+    extraction: Extraction,
+    judge: Option<&dyn embodied_r_reasoner::reward::ConsistencyJudge>,
+) -> Result<EvalReport> {
     let results = args.results.clone().unwrap_or_else(|| match &args.json {
         Some(j) => j.with_extension("items.jsonl"),
         None => PathBuf::from("eval-items.jsonl"),
@@ -149,18 +236,11 @@ fn eval_on<B: Backend>(args: &EvalArgs) -> Result<()> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let settings = EvalSettings {
-        max_tokens: args.max_tokens,
-        max_prompt_tokens: args.max_prompt_tokens,
-        extraction,
-        response_prefix: args.response_prefix.clone(),
-    };
     let items = eval::evaluate(
-        &lm,
-        &examples,
-        &settings,
-        (!args.no_consistency)
-            .then_some(&judge as &dyn embodied_r_reasoner::reward::ConsistencyJudge),
+        answerer,
+        examples,
+        extraction,
+        judge,
         &results,
         |done, total| {
             bar.set_length(total as u64);
@@ -173,7 +253,16 @@ fn eval_on<B: Backend>(args: &EvalArgs) -> Result<()> {
         .into_iter()
         .filter(|i| ids.contains(i.id.as_str()))
         .collect();
-    let rep = eval::report(&args.model.model.display().to_string(), extraction, &items);
+    let who = match args.answerer.as_str() {
+        "lm" => args.model.model.display().to_string(),
+        "rules" => "rules answerer (video text only)".to_string(),
+        _ => "letter prior".to_string(),
+    };
+    Ok(eval::report(&who, extraction, &items))
+}
+
+/// Prints the report and writes it as JSON when asked.
+fn show(args: &EvalArgs, rep: &EvalReport) -> Result<()> {
     println!(
         "{:<28} {:>5} {:>9} {:>7} {:>12}",
         "category", "n", "accuracy", "format", "consistency"
@@ -204,10 +293,10 @@ fn eval_on<B: Backend>(args: &EvalArgs) -> Result<()> {
     );
     println!(
         "answers read by the {} rule",
-        crate::verdict::eval_rule(extraction)
+        crate::verdict::eval_rule(rep.extraction)
     );
     if let Some(j) = &args.json {
-        std::fs::write(j, serde_json::to_string_pretty(&rep)?)
+        std::fs::write(j, serde_json::to_string_pretty(rep)?)
             .with_context(|| format!("writing {}", j.display()))?;
     }
     Ok(())

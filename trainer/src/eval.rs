@@ -147,12 +147,132 @@ pub struct EvalSettings {
     pub response_prefix: String,
 }
 
-/// Evaluates `examples` with greedy decoding, appending each result to `results` (skipping ids
+/// Who writes the completion an example is scored on: the LM, or a baseline.
+pub trait Answerer {
+    /// The completion for `ex`, as the reward code reads it (any response prefix included).
+    fn complete(&self, ex: &Example) -> Result<String>;
+}
+
+/// The LM, greedy, stopped at `</answer>`.
+pub struct LmAnswerer<'a, B: Backend> {
+    lm: &'a LanguageModel<B>,
+    settings: &'a EvalSettings,
+    gen_cfg: GenerationConfig,
+}
+
+impl<'a, B: Backend> LmAnswerer<'a, B> {
+    /// Greedy decoding of `lm` with `settings`' budget and prefix.
+    pub fn new(lm: &'a LanguageModel<B>, settings: &'a EvalSettings) -> Self {
+        let gen_cfg = GenerationConfig {
+            stop: vec!["</answer>".into()],
+            ..GenerationConfig::greedy(settings.max_tokens)
+        };
+        Self {
+            lm,
+            settings,
+            gen_cfg,
+        }
+    }
+}
+
+impl<B: Backend> Answerer for LmAnswerer<'_, B> {
+    fn complete(&self, ex: &Example) -> Result<String> {
+        let (ids, _) = fit_prompt(
+            self.lm,
+            ex,
+            self.settings.max_prompt_tokens,
+            &self.settings.response_prefix,
+        )?;
+        let out = self
+            .lm
+            .generate_ids(&ids, &self.gen_cfg, |_| std::ops::ControlFlow::Continue(()))?;
+        // The stop string is cut from the text; put it back so the format rule sees it.
+        let mut text = format!("{}{}", self.settings.response_prefix, out.text);
+        if out.finish == embodied_r_reasoner::FinishReason::Stop {
+            text.push_str("</answer>");
+        }
+        Ok(text)
+    }
+}
+
+/// The letter-prior baseline: for each category and number of options, the letter most often
+/// correct in the training rows it was fitted on (ties: the earliest letter); for numeric
+/// questions, the median training answer of the category. It never reads the question.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PriorAnswerer {
+    letters: BTreeMap<(String, usize), char>,
+    numbers: BTreeMap<String, f64>,
+}
+
+impl PriorAnswerer {
+    /// Fits the prior on `train` (never on the rows it will be scored on).
+    pub fn fit(train: &[Example]) -> Self {
+        let mut counts: BTreeMap<(String, usize), BTreeMap<char, usize>> = BTreeMap::new();
+        let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for ex in train {
+            if ex.choices.is_empty() {
+                if let Ok(v) = ex.solution.trim().parse::<f64>()
+                    && v.is_finite()
+                {
+                    values.entry(ex.category.clone()).or_default().push(v);
+                }
+            } else if let Some(c) = ex.solution.trim().chars().next() {
+                *counts
+                    .entry((ex.category.clone(), ex.choices.len()))
+                    .or_default()
+                    .entry(c.to_ascii_uppercase())
+                    .or_default() += 1;
+            }
+        }
+        let letters = counts
+            .into_iter()
+            .filter_map(|(k, m)| {
+                // Highest count; among equals the earliest letter.
+                let best = m.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))?;
+                Some((k, *best.0))
+            })
+            .collect();
+        let numbers = values
+            .into_iter()
+            .map(|(k, mut v)| {
+                v.sort_by(f64::total_cmp);
+                (k, v[v.len() / 2])
+            })
+            .collect();
+        Self { letters, numbers }
+    }
+
+    /// The prior's answer for `ex`.
+    pub fn answer(&self, ex: &Example) -> String {
+        if ex.choices.is_empty() {
+            let v = self.numbers.get(&ex.category).copied().unwrap_or(0.0);
+            format!("{v}")
+        } else {
+            self.letters
+                .get(&(ex.category.clone(), ex.choices.len()))
+                .copied()
+                .unwrap_or('A')
+                .to_string()
+        }
+    }
+}
+
+impl Answerer for PriorAnswerer {
+    fn complete(&self, ex: &Example) -> Result<String> {
+        let a = self.answer(ex);
+        Ok(format!(
+            "<think>The most frequent answer to {} questions like this in the training data is {a}.</think><answer>{a}</answer>",
+            ex.category
+        ))
+    }
+}
+
+/// Evaluates `examples` with `answerer`, appending each result to `results` (skipping ids
 /// already there) and calling `progress(done, total)` after each.
-pub fn evaluate<B: Backend>(
-    lm: &LanguageModel<B>,
+pub fn evaluate(
+    answerer: &dyn Answerer,
     examples: &[Example],
-    settings: &EvalSettings,
+    extraction: Extraction,
     judge: Option<&dyn ConsistencyJudge>,
     results: &Path,
     mut progress: impl FnMut(usize, usize),
@@ -167,32 +287,17 @@ pub fn evaluate<B: Backend>(
     let seen: HashSet<String> = done.iter().map(|r| r.id.clone()).collect();
     let total = examples.len();
     progress(done.len().min(total), total);
-    let gen_cfg = GenerationConfig {
-        stop: vec!["</answer>".into()],
-        ..GenerationConfig::greedy(settings.max_tokens)
-    };
     for ex in examples {
         if seen.contains(&ex.id) {
             continue;
         }
-        let (ids, _) = fit_prompt(
-            lm,
-            ex,
-            settings.max_prompt_tokens,
-            &settings.response_prefix,
-        )?;
-        let out = lm.generate_ids(&ids, &gen_cfg, |_| std::ops::ControlFlow::Continue(()))?;
-        // The stop string is cut from the text; put it back so the format rule sees it.
-        let mut text = format!("{}{}", settings.response_prefix, out.text);
-        if out.finish == embodied_r_reasoner::FinishReason::Stop {
-            text.push_str("</answer>");
-        }
+        let text = answerer.complete(ex)?;
         let (r, scored) = reward::rewards(
             &text,
             &ex.solution,
             &ex.choices,
             &ex.question(),
-            settings.extraction,
+            extraction,
             judge,
         )
         .map_err(TrainError::Judge)?;
@@ -246,6 +351,41 @@ mod tests {
         assert!((r.category_mean_accuracy - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(r.overall.consistency, Some(0.5));
         assert_eq!(r.categories["C"].consistency, None);
+    }
+
+    fn ex(cat: &str, n: usize, solution: &str) -> Example {
+        Example {
+            id: format!("{cat}-{solution}"),
+            category: cat.into(),
+            system: String::new(),
+            user: String::new(),
+            solution: solution.into(),
+            choices: (0..n).map(|i| format!("o{i}")).collect(),
+            target: None,
+        }
+    }
+
+    #[test]
+    fn the_prior_is_the_majority_per_category_and_option_count() {
+        let train = vec![
+            ex("LP", 4, "B"),
+            ex("LP", 4, "B"),
+            ex("LP", 4, "C"),
+            ex("LP", 3, "C"),
+            ex("LP", 3, "A"),
+            ex("count", 0, "3"),
+            ex("count", 0, "5"),
+            ex("count", 0, "9"),
+        ];
+        let p = PriorAnswerer::fit(&train);
+        assert_eq!(p.answer(&ex("LP", 4, "?")), "B");
+        // A tie goes to the earliest letter.
+        assert_eq!(p.answer(&ex("LP", 3, "?")), "A");
+        // Unseen shapes fall back to A; numbers to the category's median.
+        assert_eq!(p.answer(&ex("LP", 5, "?")), "A");
+        assert_eq!(p.answer(&ex("count", 0, "?")), "5");
+        let c = p.complete(&ex("LP", 4, "?")).expect("complete");
+        assert!(c.ends_with("<answer>B</answer>"), "{c}");
     }
 
     #[test]

@@ -28,6 +28,47 @@ struct Row {
     answer: serde_json::Value,
 }
 
+/// How many rules traces were kept per category: (kept, examples).
+pub type TraceCounts = BTreeMap<String, (usize, usize)>;
+
+/// A numeric trace is kept when its estimate scores at least this (mean relative accuracy).
+const NUMERIC_TRACE_MIN: f64 = 0.9;
+
+/// Gives each example the rules answerer's trace (`embodied_r_sim::reading`) as its SFT
+/// target, keeping only examples whose trace reasons from the video text to the gold answer
+/// (checked with the same strict reading the reward uses; a guess never counts). The others
+/// are dropped: a trace that reasons to a wrong answer would teach wrong reasoning.
+pub fn with_rules_traces(examples: Vec<Example>) -> (Vec<Example>, TraceCounts) {
+    let mut counts = TraceCounts::new();
+    let mut out = Vec::with_capacity(examples.len());
+    for mut ex in examples {
+        let q = ex.question();
+        let q = q.strip_prefix("Question:").unwrap_or(&q).trim_start();
+        let stem = q.split("\nChoices:").next().unwrap_or(q);
+        let r = embodied_r_sim::reading::answer(&ex.category, &ex.user, stem, &ex.choices);
+        let text = r.completion();
+        let s = embodied_r_reasoner::reward::score(
+            &text,
+            &ex.solution,
+            &ex.choices,
+            embodied_r_reasoner::reward::Extraction::Strict,
+        );
+        let need = if ex.choices.is_empty() {
+            NUMERIC_TRACE_MIN
+        } else {
+            1.0
+        };
+        let c = counts.entry(ex.category.clone()).or_default();
+        c.1 += 1;
+        if r.grounded && s.format >= 1.0 && s.accuracy >= need {
+            c.0 += 1;
+            ex.target = Some(text);
+            out.push(ex);
+        }
+    }
+    (out, counts)
+}
+
 /// `city_0003_v1` → (City, 3, 1).
 fn parse_video_id(id: &str) -> Option<(SceneKind, u32, u32)> {
     let (scene, video) = id.rsplit_once("_v")?;
@@ -153,6 +194,7 @@ pub fn sim_examples(split: &Path, writer: &VideoDescriber) -> Result<Vec<Example
                 user: user_message(&assemble(&descs), stem),
                 solution: answer,
                 choices: parse_choices(question),
+                target: None,
             });
         }
     }

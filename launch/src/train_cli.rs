@@ -1,5 +1,5 @@
-//! `embodied-r train`: GRPO fine-tuning from a `train.toml`, with a progress bar and
-//! `OUT/metrics.jsonl`.
+//! `embodied-r train`: GRPO fine-tuning from a `train.toml`, and `train sft` (supervised
+//! fine-tuning on traces), with a progress bar and `OUT/metrics.jsonl`.
 
 use std::path::PathBuf;
 
@@ -7,15 +7,25 @@ use anyhow::{Context, Result};
 use clap::Args;
 use embodied_r_reasoner::backend::{Backend, BackendKind};
 use embodied_r_reasoner::with_backend;
+use embodied_r_trainer::train::Mode;
 use embodied_r_trainer::{TrainConfig, Trainer, data};
 
 /// `embodied-r train`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct TrainArgs {
-    /// `export`: write a checkpoint as a Hugging Face folder; `plot`: redraw a run's curves.
+    /// `sft`: supervised fine-tuning; `export`: write a checkpoint as a Hugging Face folder;
+    /// `plot`: redraw a run's curves.
     #[command(subcommand)]
     pub action: Option<TrainAction>,
+    /// The run (GRPO without a subcommand).
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// A training run's options (`train` and `train sft`).
+#[derive(Debug, Args)]
+pub struct RunArgs {
     /// The training configuration (TOML; see docs/training.md).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -42,8 +52,15 @@ pub struct TrainArgs {
 /// `embodied-r train` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum TrainAction {
+    /// Supervised fine-tuning on prompt → completion pairs (the cold start before GRPO): the
+    /// rows' assistant messages, or with `describer = "sim"` the rules answerer's traces that
+    /// reach the gold answer. Same checkpoints, curves, resume and export as GRPO.
+    Sft(RunArgs),
     /// Write a checkpoint as a Hugging Face folder (LoRA merged; transformers loads it).
     Export(ExportArgs),
+    /// Write a LoRA checkpoint's adapter as a PEFT folder (f16 by default): what `--adapter`
+    /// and `reasoner.adapter` load on top of the base GGUF.
+    Adapter(AdapterArgs),
     /// Draw a run's curves from its `metrics.jsonl` into `RUN/curves.png` (training does
     /// this at its end; use it for an interrupted run or while one is going).
     Plot(PlotArgs),
@@ -55,6 +72,20 @@ pub struct PlotArgs {
     /// The run's output directory (holding `metrics.jsonl`).
     #[arg(long)]
     pub run: PathBuf,
+}
+
+/// `embodied-r train adapter`.
+#[derive(Debug, Args)]
+pub struct AdapterArgs {
+    /// The checkpoint directory (`OUT/checkpoint-N`).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The folder to write (`adapter_config.json`, `adapter_model.safetensors`).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Keep f32 values (default: f16, half the size).
+    #[arg(long)]
+    pub f32: bool,
 }
 
 /// `embodied-r train export`.
@@ -85,10 +116,32 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             }
             return Ok(());
         }
+        Some(TrainAction::Sft(r)) => return run_mode(r, Mode::Sft),
+        Some(TrainAction::Adapter(a)) => {
+            let report = embodied_r_trainer::export::export_adapter(&a.checkpoint, &a.out, a.f32)
+                .with_context(|| {
+                format!(
+                    "writing the adapter of {} to {}",
+                    a.checkpoint.display(),
+                    a.out.display()
+                )
+            })?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{}", serde_json::to_string(&report)?);
+            }
+            return Ok(());
+        }
         None => {}
     }
+    run_mode(&args.run, Mode::Grpo)
+}
+
+fn run_mode(args: &RunArgs, mode: Mode) -> Result<()> {
     let Some(config) = &args.config else {
-        anyhow::bail!("`embodied-r train` needs --config FILE (or the `export` subcommand)");
+        anyhow::bail!(
+            "`embodied-r train` needs --config FILE (or the `sft`, `export` or `plot` subcommand)"
+        );
     };
     let mut cfg =
         TrainConfig::from_file(config).with_context(|| format!("reading {}", config.display()))?;
@@ -101,19 +154,27 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(s) = args.seed {
         cfg.seed = s;
     }
+    cfg.mode = mode;
     cfg.validate()?;
     crate::init_threads(args.threads);
     let kind: BackendKind = args.backend.parse()?;
     with_backend!(kind, B => train_on::<B>(cfg, args))
 }
 
-fn train_on<B: Backend>(cfg: TrainConfig, args: &TrainArgs) -> Result<()> {
+fn train_on<B: Backend>(cfg: TrainConfig, args: &RunArgs) -> Result<()> {
     let mut examples = Vec::new();
     for p in &cfg.data {
         if cfg.describer == "sim" {
-            let ex = crate::sim_data::sim_examples(p, &crate::sim_data::VideoDescriber::Sim)
+            let mut ex = crate::sim_data::sim_examples(p, &crate::sim_data::VideoDescriber::Sim)
                 .with_context(|| format!("building video text for {}", p.display()))?;
             tracing::info!(path = %p.display(), examples = ex.len(), "simulator training data");
+            if cfg.mode == Mode::Sft {
+                let (kept, counts) = crate::sim_data::with_rules_traces(ex);
+                for (cat, (k, n)) in &counts {
+                    tracing::info!(category = %cat, kept = k, of = n, "rules traces that reach the gold answer");
+                }
+                ex = kept;
+            }
             examples.extend(ex);
             continue;
         }
@@ -129,6 +190,7 @@ fn train_on<B: Backend>(cfg: TrainConfig, args: &TrainArgs) -> Result<()> {
     }
     let out = cfg.out.clone();
     let steps = cfg.steps;
+    let mode = cfg.mode;
     let mut trainer =
         Trainer::<B>::new(cfg, examples, Default::default()).context("setting up the trainer")?;
     if let Some(dir) = &args.resume {
@@ -147,6 +209,13 @@ fn train_on<B: Backend>(cfg: TrainConfig, args: &TrainArgs) -> Result<()> {
     );
     trainer.run(|m| {
         bar.set_position(m.step);
+        if mode == Mode::Sft {
+            bar.set_message(format!(
+                "loss {:.4} len {:.0} upd {:.0} tok/s",
+                m.loss, m.completion_len, m.update_tok_s
+            ));
+            return;
+        }
         bar.set_message(format!(
             "reward {:.3} acc {:.3} fmt {:.3} cons {:.3} kl {:.4} len {:.0} roll {:.0} tok/s upd {:.0} tok/s",
             m.reward,

@@ -51,6 +51,15 @@ pub enum Error {
         what: String,
     },
 
+    /// A LoRA adapter folder is malformed or does not fit the model.
+    #[error("LoRA adapter {path}: {what}")]
+    Adapter {
+        /// The adapter's file or folder.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+
     /// A tensor the architecture needs is not in the checkpoint.
     #[error("checkpoint has no tensor `{name}` (needed for {needed_for})")]
     MissingTensor {

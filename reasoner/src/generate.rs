@@ -382,6 +382,13 @@ impl<B: Backend> LanguageModel<B> {
     pub fn model(&self) -> &Llama<B> {
         &self.model
     }
+    /// Puts the PEFT LoRA adapter in folder `dir` on the decoder's projections, unmerged (see
+    /// [`crate::adapter`]): packed weights keep their kernels and the adapter runs beside them.
+    pub fn attach_adapter(&mut self, dir: &Path) -> Result<crate::adapter::AdapterInfo> {
+        let device = self.device.clone();
+        crate::adapter::attach_adapter(&mut self.model, dir, &device)
+    }
+
     /// The decoder, mutably (e.g. to swap weights after a training step).
     pub fn model_mut(&mut self) -> &mut Llama<B> {
         &mut self.model

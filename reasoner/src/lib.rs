@@ -34,6 +34,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod adapter;
 pub mod answer;
 pub mod backend;
 mod cache;

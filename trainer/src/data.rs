@@ -27,6 +27,9 @@ pub struct Example {
     pub solution: String,
     /// Option texts, when the question lists them (`A. …` lines after `Choices:`).
     pub choices: Vec<String>,
+    /// The completion to imitate in supervised fine-tuning: a GRPO JSONL row's assistant
+    /// message after the user's, or a trace the simulator wrote. GRPO ignores it.
+    pub target: Option<String>,
 }
 
 impl Example {
@@ -143,6 +146,11 @@ fn from_grpo(row: GrpoRow, at: &str, index: usize) -> Result<Example> {
         .unwrap_or_else(|| SYSTEM_PROMPT.to_string());
     let solution = value_text(&row.solution);
     check_solution(&solution, at)?;
+    // A trailing assistant message is the completion to imitate.
+    let target = match row.messages.last() {
+        Some(m) if m.role == "assistant" => Some(m.content.clone()),
+        _ => None,
+    };
     let id = row
         .episode
         .or(row.id.as_ref().map(value_text))
@@ -154,6 +162,7 @@ fn from_grpo(row: GrpoRow, at: &str, index: usize) -> Result<Example> {
         system,
         user,
         solution: solution.to_ascii_uppercase(),
+        target,
     })
 }
 
@@ -176,6 +185,7 @@ fn from_embodied(row: EmbodiedRow, at: &str, index: usize) -> Result<Example> {
         system: SYSTEM_PROMPT.to_string(),
         user,
         solution: solution.to_ascii_uppercase(),
+        target: None,
     })
 }
 
@@ -191,6 +201,7 @@ fn from_episode(r: &EpisodeRecord) -> Option<Example> {
         user: r.user.clone(),
         solution: solution.to_ascii_uppercase(),
         choices: r.choices.clone(),
+        target: None,
     })
 }
 

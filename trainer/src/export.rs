@@ -10,13 +10,28 @@ use crate::error::{Result, TrainError};
 
 /// Writes f32 tensors `(name, shape, values)` to a safetensors file.
 pub fn write_safetensors(path: &Path, tensors: &[NamedTensor]) -> Result<()> {
+    write_safetensors_as(path, tensors, false)
+}
+
+/// Writes tensors to a safetensors file as f32, or with `f16` as IEEE half precision (values
+/// rounded to nearest; an adapter's values are far inside f16's range).
+pub fn write_safetensors_as(path: &Path, tensors: &[NamedTensor], f16: bool) -> Result<()> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
-        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .map(|(_, _, v)| {
+            if f16 {
+                v.iter()
+                    .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                    .collect()
+            } else {
+                v.iter().flat_map(|x| x.to_le_bytes()).collect()
+            }
+        })
         .collect();
+    let dtype = if f16 { Dtype::F16 } else { Dtype::F32 };
     let mut views = Vec::with_capacity(tensors.len());
     for ((name, shape, _), b) in tensors.iter().zip(&bytes) {
-        let view = TensorView::new(Dtype::F32, shape.clone(), b)
+        let view = TensorView::new(dtype, shape.clone(), b)
             .map_err(|e| TrainError::Data(format!("tensor {name} with shape {shape:?}: {e}")))?;
         views.push((name.clone(), view));
     }
@@ -54,6 +69,95 @@ mod tests {
             .collect();
         assert_eq!(v, t[0].2);
     }
+}
+
+/// PEFT's `adapter_config.json` for adapters trained with `lora` on `base`.
+pub fn adapter_config(lora: &crate::lora::LoraConfig, base: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base.file_name().map(|n| n.to_string_lossy().to_string()),
+        "r": lora.rank,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": 0.0,
+        "bias": "none",
+        "use_rslora": false,
+        "use_dora": false,
+        "target_modules": lora.targets,
+    })
+}
+
+/// What [`export_adapter`] wrote.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AdapterReport {
+    /// The folder.
+    pub dir: std::path::PathBuf,
+    /// Tensors written.
+    pub tensors: usize,
+    /// Bytes of `adapter_model.safetensors`.
+    pub bytes: u64,
+    /// Training steps of the checkpoint.
+    pub step: u64,
+    /// Largest absolute change rounding to f16 made, relative to the largest value.
+    pub f16_rel_error: f64,
+}
+
+/// Writes a LoRA checkpoint's adapter as a PEFT folder (`adapter_config.json`,
+/// `adapter_model.safetensors`), in f16 unless `f32`: what `--adapter DIR` and
+/// `reasoner.adapter` load, and what PEFT's `PeftModel.from_pretrained` reads.
+pub fn export_adapter(checkpoint: &Path, out: &Path, f32: bool) -> Result<AdapterReport> {
+    let ck = |what: String| TrainError::Checkpoint {
+        path: checkpoint.to_path_buf(),
+        what,
+    };
+    let state_path = checkpoint.join("state.json");
+    let text = std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?;
+    let state: crate::train::TrainState =
+        serde_json::from_str(&text).map_err(|e| ck(format!("state.json: {e}")))?;
+    if !state.lora.enabled {
+        return Err(ck(
+            "was trained without LoRA (full fine-tuning): export it with `train export --hf`"
+                .into(),
+        ));
+    }
+    let src = checkpoint.join("adapter_model.safetensors");
+    let set = embodied_r_reasoner::SafetensorsSet::open_files(std::slice::from_ref(&src))?;
+    let mut names = set.tensor_names();
+    names.sort();
+    let mut tensors: Vec<NamedTensor> = Vec::with_capacity(names.len());
+    let (mut max_abs, mut max_err) = (0f64, 0f64);
+    for n in names {
+        let Some((shape, v)) = set.read_f32(&n)? else {
+            continue;
+        };
+        for x in &v {
+            max_abs = max_abs.max(f64::from(x.abs()));
+            let r = half::f16::from_f32(*x).to_f32();
+            max_err = max_err.max(f64::from((r - x).abs()));
+        }
+        tensors.push((n, shape, v));
+    }
+    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    let dst = out.join("adapter_model.safetensors");
+    write_safetensors_as(&dst, &tensors, !f32)?;
+    crate::train::write_json(
+        &out.join("adapter_config.json"),
+        &adapter_config(&state.lora, &state.model),
+    )?;
+    let bytes = std::fs::metadata(&dst)
+        .map_err(|e| TrainError::io(&dst, e))?
+        .len();
+    Ok(AdapterReport {
+        dir: out.to_path_buf(),
+        tensors: tensors.len(),
+        bytes,
+        step: state.step,
+        f16_rel_error: if f32 {
+            0.0
+        } else {
+            max_err / max_abs.max(1e-30)
+        },
+    })
 }
 
 /// What [`export_hf`] wrote.

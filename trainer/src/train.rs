@@ -88,10 +88,44 @@ impl Default for GrpoConfig {
             temperature: 1.0,
             top_p: 0.9,
             top_k: 50,
-            dynamic_sampling: false,
+            dynamic_sampling: true,
             max_resample: 8,
             updates_per_batch: 1,
             objective: Objective::default(),
+        }
+    }
+}
+
+/// What a run optimises.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// GRPO with the Embodied-R reward (`embodied-r train`).
+    #[default]
+    Grpo,
+    /// Supervised fine-tuning on prompt → completion pairs, loss on the completion tokens only
+    /// (`embodied-r train sft`).
+    Sft,
+}
+
+/// Supervised fine-tuning settings (`[sft]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SftConfig {
+    /// Examples per optimiser step (gradients accumulate over them).
+    pub batch: usize,
+    /// Longest prompt; longer ones lose the oldest video text (with a warning).
+    pub max_prompt_tokens: usize,
+    /// Longest target completion, in tokens; a longer trace is an error naming the example.
+    pub max_completion_tokens: usize,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        SftConfig {
+            batch: 8,
+            max_prompt_tokens: 1536,
+            max_completion_tokens: 256,
         }
     }
 }
@@ -207,6 +241,17 @@ pub struct TrainConfig {
     /// Rewards.
     #[serde(default)]
     pub reward: RewardConfig,
+    /// GRPO (the default) or supervised fine-tuning; `embodied-r train sft` sets `sft`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Supervised fine-tuning.
+    #[serde(default)]
+    pub sft: SftConfig,
+    /// Start from the weights of this checkpoint (`OUT/checkpoint-N` of a run with the same
+    /// LoRA settings, e.g. GRPO on top of SFT), with a fresh optimiser at step 0. Unlike
+    /// `--resume`, nothing else of that run carries over.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
 }
 
 fn default_describer() -> String {
@@ -234,6 +279,9 @@ impl TrainConfig {
         };
         fix(&mut cfg.model);
         cfg.data.iter_mut().for_each(fix);
+        if let Some(p) = cfg.init.as_mut() {
+            fix(p);
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -308,7 +356,16 @@ impl TrainConfig {
         }
         self.optim.validate()?;
         self.lora.validate()?;
+        if self.sft.batch == 0 {
+            return bad("sft.batch", "0".into(), "at least 1");
+        }
+        if self.sft.max_completion_tokens == 0 {
+            return bad("sft.max_completion_tokens", "0".into(), "at least 1");
+        }
         let sched = self.reward.schedule(self.steps)?;
+        if self.mode == Mode::Sft {
+            return Ok(());
+        }
         let wants_consistency = sched.stages().iter().any(|s| s.weights.consistency > 0.0);
         if wants_consistency && self.reward.judge == JudgeConfig::None {
             return Err(TrainError::Config(
@@ -530,6 +587,9 @@ pub struct TrainState {
     pub lora: LoraConfig,
     /// The base model.
     pub model: PathBuf,
+    /// GRPO or SFT.
+    #[serde(default)]
+    pub mode: Mode,
 }
 
 fn one() -> usize {
@@ -598,6 +658,22 @@ impl<B: Backend> Trainer<B> {
         if data.is_empty() {
             return Err(TrainError::Data("no training examples".into()));
         }
+        if cfg.mode == Mode::Sft {
+            let missing: Vec<&str> = data
+                .iter()
+                .filter(|e| e.target.is_none())
+                .map(|e| e.id.as_str())
+                .collect();
+            if let Some(first) = missing.first() {
+                return Err(TrainError::Data(format!(
+                    "supervised fine-tuning needs a target completion for every example; {} of \
+                     {} have none (first: {first}). Give GRPO JSONL rows an assistant message, \
+                     or use describer = \"sim\" (its traces come from the rules answerer)",
+                    missing.len(),
+                    data.len()
+                )));
+            }
+        }
         let schedule = cfg.reward.schedule(cfg.steps)?;
         let adev: burn::tensor::Device<Ad<B>> = device.clone();
         let policy_lm = load_dense::<Ad<B>>(&cfg.model, &adev)?;
@@ -608,6 +684,10 @@ impl<B: Backend> Trainer<B> {
             policy = m;
         }
         let rollout = rollout_model::<B>(&cfg.model, &cfg.lora, &device)?;
+        if let Some(dir) = &cfg.init {
+            policy = load_policy(policy, dir, &cfg.lora, &adev)?;
+            tracing::info!(from = %dir.display(), "weights initialised from a checkpoint");
+        }
         let optim = cfg.optim.adamw().init::<Ad<B>, Llama<Ad<B>>>();
         Ok(Trainer {
             cfg,
@@ -705,7 +785,8 @@ impl<B: Backend> Trainer<B> {
                     repetition_penalty: 1.0,
                     seed: mix(self.cfg.seed, self.step, slot as u64),
                 },
-                stop: vec![],
+                // The layout ends at `</answer>`: what follows earns nothing and costs time.
+                stop: vec!["</answer>".into()],
                 stop_on_eos: true,
             };
             slot += 1;
@@ -721,7 +802,12 @@ impl<B: Backend> Trainer<B> {
                 self.samples.clear();
             }
             for c in &outs {
-                let text = format!("{}{}", g.response_prefix, c.text);
+                let mut text = format!("{}{}", g.response_prefix, c.text);
+                // The stop string is cut from the text (its tokens stay in the completion);
+                // put it back so the format rule sees the closed layout.
+                if c.finish == FinishReason::Stop {
+                    text.push_str("</answer>");
+                }
                 let r = self.scorer.score(&ex, &text, &c.tokens)?;
                 let total = weights.total(&r);
                 totals.push(total);
@@ -776,11 +862,6 @@ impl<B: Backend> Trainer<B> {
             .iter()
             .flat_map(|(b, _)| b.completions.iter().map(Vec::len))
             .sum();
-        let reference = if self.cfg.lora.enabled {
-            lora::strip(self.policy.valid())
-        } else {
-            self.base.model().clone()
-        };
         let micro: Vec<(Batch, Vec<f32>)> = groups
             .iter()
             .flat_map(|(batch, adv)| {
@@ -809,7 +890,13 @@ impl<B: Backend> Trainer<B> {
         } else {
             None
         };
+        // β = 0: no KL term, so no reference model and no reference pass at all.
         let refs: Option<Vec<Tensor<B, 2>>> = if g.objective.beta > 0.0 {
+            let reference = if self.cfg.lora.enabled {
+                lora::strip(self.policy.valid())
+            } else {
+                self.base.model().clone()
+            };
             Some(
                 micro
                     .iter()
@@ -893,6 +980,76 @@ impl<B: Backend> Trainer<B> {
         Ok(m)
     }
 
+    /// One supervised step: `sft.batch` examples, the mean negative log-likelihood of their
+    /// target completions' tokens (the end-of-turn token included; prompt tokens carry no
+    /// loss), one optimiser step. `loss` in the metrics is that mean per token.
+    pub fn sft_step(&mut self) -> Result<StepMetrics> {
+        let t0 = Instant::now();
+        let s = self.cfg.sft.clone();
+        let lr = self.cfg.optim.lr_at(self.step, self.cfg.steps);
+        let mut m = StepMetrics {
+            step: self.step + 1,
+            lr,
+            updates: 1,
+            ..StepMetrics::default()
+        };
+        let eot = self.rollout.tokenizer().eos().first().copied();
+        let mut batches = Vec::with_capacity(s.batch);
+        for _ in 0..s.batch {
+            let idx = self.example_at(self.cursor);
+            self.cursor += 1;
+            let ex = &self.data[idx];
+            let (prompt, trimmed) = fit_prompt(&self.rollout, ex, s.max_prompt_tokens, "")?;
+            m.trimmed_prompts += usize::from(trimmed);
+            let target = ex.target.as_deref().unwrap_or_default();
+            let mut ids = self.rollout.encode_chat(target)?;
+            ids.extend(eot);
+            if ids.len() > s.max_completion_tokens {
+                return Err(TrainError::Data(format!(
+                    "example {}: the target completion has {} tokens, over \
+                     sft.max_completion_tokens = {}",
+                    ex.id,
+                    ids.len(),
+                    s.max_completion_tokens
+                )));
+            }
+            batches.push(Batch {
+                prompt,
+                completions: vec![ids],
+            });
+        }
+        let total: usize = batches.iter().map(|b| b.width()).sum();
+        let adev: burn::tensor::Device<Ad<B>> = self.device.clone();
+        let mut accum = GradientsAccumulator::<Llama<Ad<B>>>::new();
+        let mut processed = 0usize;
+        for b in &batches {
+            let logp = grpo::token_logprobs(&self.policy, b, &adev)?;
+            let loss = logp.sum().neg().div_scalar(total as f64);
+            m.loss += grpo::scalar(&loss.clone().detach());
+            let grads = GradientsParams::from_grads(loss.backward(), &self.policy);
+            accum.accumulate(&self.policy, grads);
+            processed += b.prompt.len() + b.width();
+        }
+        let mut grads = accum.grads();
+        let norm =
+            clip_grad_norm::<Ad<B>, _>(&self.policy, &mut grads, self.cfg.optim.max_grad_norm);
+        if !norm.is_finite() {
+            return Err(TrainError::Data(format!(
+                "step {}: the gradient norm is {norm} (learning rate {lr}); the update was \
+                 skipped and the run stops so that no checkpoint holds damaged weights",
+                m.step
+            )));
+        }
+        self.policy = self.optim.step(lr, self.policy.clone(), grads);
+        m.grad_norm = norm;
+        m.completion_len = total as f64 / batches.len().max(1) as f64;
+        m.update_tok_s = processed as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        m.seconds = t0.elapsed().as_secs_f64();
+        self.samples.clear();
+        self.step += 1;
+        Ok(m)
+    }
+
     /// Runs to `cfg.steps`, appending each step to `out/metrics.jsonl` (and its first group's
     /// scored completions to `out/samples.jsonl`), and checkpointing every
     /// `save_every` steps and at the end. `on_step` sees each step's figures.
@@ -902,7 +1059,10 @@ impl<B: Backend> Trainer<B> {
         let mut metrics = Jsonl::append(&out.join("metrics.jsonl"))?;
         let mut samples = Jsonl::append(&out.join("samples.jsonl"))?;
         while self.step < self.cfg.steps {
-            let m = self.train_step()?;
+            let m = match self.cfg.mode {
+                Mode::Grpo => self.train_step()?,
+                Mode::Sft => self.sft_step()?,
+            };
             metrics.push(&m)?;
             for s in &self.samples {
                 samples.push(s)?;
@@ -938,6 +1098,7 @@ impl<B: Backend> Trainer<B> {
             cursor: self.cursor,
             lora: self.cfg.lora.clone(),
             model: self.cfg.model.clone(),
+            mode: self.cfg.mode,
         };
         write_json(&dir.join("state.json"), &state)?;
         write_json(&dir.join("train.json"), &self.cfg)?;
@@ -945,6 +1106,10 @@ impl<B: Backend> Trainer<B> {
             let mut p = self.policy.valid();
             let tensors = lora::adapter_tensors(&mut p);
             crate::export::write_safetensors(&dir.join("adapter_model.safetensors"), &tensors)?;
+            write_json(
+                &dir.join("adapter_config.json"),
+                &crate::export::adapter_config(&self.cfg.lora, &self.cfg.model),
+            )?;
         }
         tracing::info!(dir = %dir.display(), step = self.step, "checkpoint written");
         Ok(())
@@ -966,6 +1131,13 @@ impl<B: Backend> Trainer<B> {
                 state.lora, self.cfg.lora
             )));
         }
+        if state.mode != self.cfg.mode {
+            return Err(ck(format!(
+                "is a {:?} checkpoint, but this run is {:?}; to start one from the other's \
+                 weights, set `init` instead of resuming",
+                state.mode, self.cfg.mode
+            )));
+        }
         if state.seed != self.cfg.seed {
             return Err(ck(format!(
                 "was trained with seed {}, but this run has seed {}; the data order and samples \
@@ -975,11 +1147,7 @@ impl<B: Backend> Trainer<B> {
         }
         let rec = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
         let adev: burn::tensor::Device<Ad<B>> = self.device.clone();
-        self.policy = self
-            .policy
-            .clone()
-            .load_file(dir.join("model"), &rec, &adev)
-            .map_err(|e| ck(format!("model: {e}")))?;
+        self.policy = load_policy(self.policy.clone(), dir, &self.cfg.lora, &adev)?;
         let orec = rec
             .load(dir.join("optim"), &adev)
             .map_err(|e| ck(format!("optimiser: {e}")))?;
@@ -991,7 +1159,34 @@ impl<B: Backend> Trainer<B> {
     }
 }
 
-/// Writes `v` as pretty JSON to `path`.
+/// The policy weights of checkpoint `dir` (written with LoRA settings `lora`) loaded into
+/// `policy`.
+fn load_policy<B: Backend>(
+    policy: Llama<Ad<B>>,
+    dir: &Path,
+    lora: &LoraConfig,
+    device: &burn::tensor::Device<Ad<B>>,
+) -> Result<Llama<Ad<B>>> {
+    let ck = |what: String| TrainError::Checkpoint {
+        path: dir.to_path_buf(),
+        what,
+    };
+    let text = std::fs::read_to_string(dir.join("state.json"))
+        .map_err(|e| TrainError::io(dir.join("state.json"), e))?;
+    let state: TrainState =
+        serde_json::from_str(&text).map_err(|e| ck(format!("state.json: {e}")))?;
+    if &state.lora != lora {
+        return Err(ck(format!(
+            "was trained with LoRA settings {:?}, but this run has {:?}",
+            state.lora, lora
+        )));
+    }
+    let rec = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    policy
+        .load_file(dir.join("model"), &rec, device)
+        .map_err(|e| ck(format!("model: {e}")))
+}
+
 /// A JSON-lines file written a record at a time, each line flushed as it is written so that a
 /// killed run loses at most the line in flight.
 pub(crate) struct Jsonl {

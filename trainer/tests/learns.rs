@@ -99,6 +99,7 @@ fn example(i: usize) -> Example {
         user: format!("Say some numbers after {i}."),
         solution: "A".into(),
         choices: vec![],
+        target: None,
     }
 }
 

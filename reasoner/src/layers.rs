@@ -9,7 +9,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::host::{from_host, is_flex, transposed_storage, with_host, with_transposed_host};
-use crate::quant::{ActivationMode, PackedMatrix, dense};
+use crate::quant::{ActivationMode, PackedMatrix, dense, dot};
 
 /// How a loaded model keeps its matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,9 +65,37 @@ pub struct Lora<B: Backend> {
 impl<B: Backend> Lora<B> {
     /// The adapter's contribution for `x: [batch, seq, in]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, s, _] = x.dims();
+        // Decode on the CPU backend: two thin matrix-vector products on the host, as the dense
+        // weights take (burn's matmul packs the right-hand side on every call).
+        if b * s <= PACKED_GEMV_MAX_ROWS && is_flex::<B>() {
+            let down = dense_gemv_host(x, self.a.val());
+            return dense_gemv_host(down, self.b.val()).mul_scalar(self.scale);
+        }
         let down = x.matmul(self.a.val().transpose().unsqueeze_dim(0));
         down.matmul(self.b.val().transpose().unsqueeze_dim(0))
             .mul_scalar(self.scale)
+    }
+
+    /// Adds the adapter's contribution for the `m` rows `xs: [m, in]` to `out: [m, out]` on the
+    /// host, in one pass beside a packed product (no tensors made per call: decode runs this
+    /// 210 times per token).
+    fn add_host(&self, xs: &[f32], m: usize, out: &mut [f32]) {
+        let [rank, inp] = self.a.val().dims();
+        let n = out.len() / m.max(1);
+        with_host(self.a.val(), |a| {
+            with_host(self.b.val(), |b| {
+                let mut down = vec![0f32; rank];
+                for (x, o) in xs.chunks_exact(inp).zip(out.chunks_exact_mut(n)) {
+                    for (d, ar) in down.iter_mut().zip(a.chunks_exact(inp)) {
+                        *d = self.scale as f32 * dot(x, ar);
+                    }
+                    for (y, br) in o.iter_mut().zip(b.chunks_exact(rank)) {
+                        *y += dot(br, &down);
+                    }
+                }
+            })
+        });
     }
 
     /// The adapter as a dense `[out, in]` update, `scale · B A`.
@@ -160,7 +188,16 @@ impl<B: Backend> Linear<B> {
     /// Applies the layer to `x: [batch, seq, in]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
-        let delta = self.lora.as_ref().map(|l| l.forward(x.clone()));
+        // Decode on the CPU backend with packed weights: the adapter is added inside the packed
+        // product's host pass. Elsewhere (GEMM sizes, dense weights, autodiff) as tensors.
+        let fused = self.packed.is_some()
+            && self.weight.is_none()
+            && b * s <= PACKED_GEMV_MAX_ROWS
+            && is_flex::<B>();
+        let delta = match &self.lora {
+            Some(l) if !fused => Some(l.forward(x.clone())),
+            _ => None,
+        };
         let y = match (&self.weight, &self.packed) {
             // Decode-sized inputs on the CPU backend: a matrix-vector product straight from the
             // weight buffer (the GEMM path packs the whole transposed weight on every call).
@@ -168,7 +205,7 @@ impl<B: Backend> Linear<B> {
                 dense_gemv_host(x, w.val())
             }
             (Some(w), _) => x.matmul(w.val().transpose().unsqueeze_dim(0)),
-            (None, Some(p)) => packed_forward(x, p),
+            (None, Some(p)) => packed_forward(x, p, self.lora.as_ref().filter(|_| fused)),
             (None, None) => x, // unreachable: constructors always set one of the two
         };
         let y = match &self.bias {
@@ -184,7 +221,12 @@ impl<B: Backend> Linear<B> {
 
 /// Runs a packed matmul: small row counts through the host kernels, large ones by dequantizing
 /// into a temporary dense weight for the backend's GEMM.
-fn packed_forward<B: Backend>(x: Tensor<B, 3>, p: &PackedWeight) -> Tensor<B, 3> {
+/// With `lora`, only on the host path: its update is added in the same pass.
+fn packed_forward<B: Backend>(
+    x: Tensor<B, 3>,
+    p: &PackedWeight,
+    lora: Option<&Lora<B>>,
+) -> Tensor<B, 3> {
     let [b, s, k] = x.dims();
     let m = b * s;
     let w = &p.matrix;
@@ -200,6 +242,9 @@ fn packed_forward<B: Backend>(x: Tensor<B, 3>, p: &PackedWeight) -> Tensor<B, 3>
     with_host(x, |host| {
         debug_assert_eq!(host.len(), m * k);
         w.matmul(host, m, p.mode, &mut out);
+        if let Some(l) = lora {
+            l.add_host(host, m, &mut out);
+        }
     });
     from_host(out, [b, s, w.rows()], &device)
 }
@@ -308,6 +353,85 @@ mod tests {
                     - 1.0
             })
             .collect()
+    }
+
+    #[test]
+    fn lora_host_decode_equals_the_dense_update() {
+        let dev = Default::default();
+        let (out, inp, rank) = (48, 40, 8);
+        let lora = Lora::<Cpu> {
+            a: Param::from_tensor(Tensor::from_data(
+                TensorData::new(values(rank * inp, 3), [rank, inp]),
+                &dev,
+            )),
+            b: Param::from_tensor(Tensor::from_data(
+                TensorData::new(values(out * rank, 4), [out, rank]),
+                &dev,
+            )),
+            scale: 2.5,
+        };
+        // One to many rows: the host kernel below PACKED_GEMV_MAX_ROWS, burn's GEMM above.
+        for rows in [1, 5, PACKED_GEMV_MAX_ROWS + 3] {
+            let x = Tensor::<Cpu, 3>::from_data(
+                TensorData::new(values(rows * inp, 5), [1, rows, inp]),
+                &dev,
+            );
+            let got = host_f32(lora.forward(x.clone()));
+            let want = host_f32(x.matmul(lora.delta().transpose().unsqueeze_dim(0)));
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "rows {rows}: {worst}");
+        }
+    }
+
+    #[test]
+    fn a_packed_layer_adds_its_adapter_in_the_host_pass() {
+        let dev = Default::default();
+        let (out, inp, rank) = (48, 64, 4);
+        // Q8_0 rows: per 32 values an f16 scale (2^-7) and 32 signed bytes.
+        let mut data = Vec::new();
+        for (i, v) in values(out * inp, 6).iter().enumerate() {
+            if i % 32 == 0 {
+                data.extend_from_slice(&[0x00, 0x20]);
+            }
+            data.push(((v * 120.0) as i8) as u8);
+        }
+        let matrix = Arc::new(
+            PackedMatrix::new(crate::quant::GgmlType::Q8_0, out, inp, data).expect("valid rows"),
+        );
+        let dense =
+            Tensor::<Cpu, 2>::from_data(TensorData::new(matrix.dequantize(), [out, inp]), &dev);
+        let mut layer = Linear::<Cpu>::packed(matrix, ActivationMode::F32, None);
+        let lora = Lora::<Cpu> {
+            a: Param::from_tensor(Tensor::from_data(
+                TensorData::new(values(rank * inp, 7), [rank, inp]),
+                &dev,
+            )),
+            b: Param::from_tensor(Tensor::from_data(
+                TensorData::new(values(out * rank, 8), [out, rank]),
+                &dev,
+            )),
+            scale: 0.5,
+        };
+        let w = dense + lora.delta();
+        layer.lora = Some(lora);
+        for rows in [1, 3, PACKED_GEMV_MAX_ROWS + 1] {
+            let x = Tensor::<Cpu, 3>::from_data(
+                TensorData::new(values(rows * inp, 9), [1, rows, inp]),
+                &dev,
+            );
+            let got = host_f32(layer.forward(x.clone()));
+            let want = host_f32(x.matmul(w.clone().transpose().unsqueeze_dim(0)));
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "rows {rows}: {worst}");
+        }
     }
 
     #[test]

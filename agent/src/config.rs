@@ -254,12 +254,19 @@ impl Default for DescriberConfig {
     }
 }
 
+/// Where `fetch-model` installs the shipped adapter of the embedded model.
+pub const DEFAULT_ADAPTER: &str = "models/embodied-r-smollm2";
+
 /// `[reasoner]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReasonerConfig {
     /// A `.gguf` file or a Hugging Face folder.
     pub model: PathBuf,
+    /// A PEFT LoRA adapter folder put on the model at load (unmerged: packed weights keep their
+    /// kernels). Default: the trained adapter `fetch-model` installs beside the embedded model.
+    /// Empty: the bare model.
+    pub adapter: String,
     /// Most tokens per answer.
     pub max_tokens: usize,
     /// Sampling temperature (0 = greedy).
@@ -287,6 +294,7 @@ impl Default for ReasonerConfig {
     fn default() -> Self {
         ReasonerConfig {
             model: PathBuf::from("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+            adapter: DEFAULT_ADAPTER.into(),
             max_tokens: 256,
             temperature: 0.0,
             top_p: 1.0,
@@ -1031,6 +1039,13 @@ impl Config {
                 "reasoner.max_prompt_tokens",
                 r.max_prompt_tokens.to_string(),
                 "at least 256",
+            );
+        }
+        if r.adapter.len() > 4096 || r.adapter.contains('\0') {
+            return bad(
+                "reasoner.adapter",
+                format!("{} bytes", r.adapter.len()),
+                "a folder path (PEFT adapter_config.json + adapter_model.safetensors), or empty",
             );
         }
         if r.response_prefix.len() > 256 {

@@ -119,10 +119,16 @@ impl<B: embodied_r_reasoner::backend::Backend> LmReasoner<B> {
     /// Loads `path` with `opts` on the backend's default device.
     pub fn load(path: &std::path::Path, opts: &LoadOptions) -> Result<Self, String> {
         let lm = LanguageModel::<B>::load(path, opts).map_err(|e| e.to_string())?;
-        let id = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
+        let name = |p: &std::path::Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.display().to_string())
+        };
+        // Episodes record which weights answered: the base file and the adapter on it.
+        let id = match &opts.adapter {
+            Some(a) => format!("{} + {}", name(path), name(a)),
+            None => name(path),
+        };
         Ok(LmReasoner { lm, id })
     }
 }
@@ -164,8 +170,8 @@ impl<B: embodied_r_reasoner::backend::Backend> Reasoner for LmReasoner<B> {
     }
 }
 
-/// Load options from the config's `weights` setting.
-pub fn load_options(weights: &str) -> LoadOptions {
+/// Load options from the config's `weights` and `adapter` settings (an empty adapter: none).
+pub fn load_options(weights: &str, adapter: &str) -> LoadOptions {
     use embodied_r_reasoner::{ActivationMode, WeightMode};
     LoadOptions {
         weights: match weights {
@@ -173,6 +179,7 @@ pub fn load_options(weights: &str) -> LoadOptions {
             "packed" => WeightMode::Packed(ActivationMode::F32),
             _ => WeightMode::Packed(ActivationMode::Q8),
         },
+        adapter: (!adapter.is_empty()).then(|| std::path::PathBuf::from(adapter)),
     }
 }
 

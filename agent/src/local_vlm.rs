@@ -36,6 +36,7 @@ impl<B: Backend> LocalDescriber<B> {
             dir,
             &LoadOptions {
                 weights: WeightMode::Dense,
+                adapter: None,
             },
             &Default::default(),
         )

@@ -782,7 +782,7 @@ fn local_describer(
 
 #[cfg(feature = "flex")]
 fn load_reasoner(cfg: &Config) -> Result<Box<dyn Reasoner>, String> {
-    let opts = load_options(&cfg.reasoner.weights);
+    let opts = load_options(&cfg.reasoner.weights, &cfg.reasoner.adapter);
     let r = LmReasoner::<embodied_r_reasoner::backend::Cpu>::load(&cfg.reasoner.model, &opts)?;
     Ok(Box::new(r))
 }

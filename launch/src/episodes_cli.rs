@@ -240,7 +240,7 @@ pub fn run(c: &EpisodesCommand) -> Result<()> {
             embodied_r_reasoner::init_threads(cfg.reasoner.threads);
             let lm = LmReasoner::<embodied_r_reasoner::backend::Cpu>::load(
                 &model,
-                &load_options(&cfg.reasoner.weights),
+                &load_options(&cfg.reasoner.weights, &cfg.reasoner.adapter),
             )
             .map_err(|e| anyhow::anyhow!("loading {}: {e}", model.display()))?;
             let mut rcfg = cfg.reasoner.clone();

@@ -28,6 +28,8 @@ use crate::weights::{Checkpoint, SafetensorsSet, load_model};
 pub struct LoadOptions {
     /// Dense f32 (any backend, exact) or packed (CPU kernels).
     pub weights: WeightMode,
+    /// A PEFT LoRA adapter folder to put on the decoder after loading (see [`crate::adapter`]).
+    pub adapter: Option<std::path::PathBuf>,
 }
 
 impl LoadOptions {
@@ -35,6 +37,7 @@ impl LoadOptions {
     pub fn fast_cpu() -> Self {
         LoadOptions {
             weights: WeightMode::Packed(ActivationMode::Q8),
+            adapter: None,
         }
     }
 }
@@ -300,11 +303,14 @@ impl<B: Backend> LanguageModel<B> {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
             ));
         }
-        let lm = if path.is_dir() {
+        let mut lm = if path.is_dir() {
             Self::load_hf_dir(path, opts, device)?
         } else {
             Self::load_gguf(path, opts, device)?
         };
+        if let Some(dir) = &opts.adapter {
+            lm.attach_adapter(dir)?;
+        }
         tracing::info!(
             seconds = t0.elapsed().as_secs_f64(),
             layers = lm.model.config().num_hidden_layers,

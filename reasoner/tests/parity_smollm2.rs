@@ -74,7 +74,14 @@ fn rel_err(ours: &[f32], reference: &[f32]) -> f32 {
 /// Runs every prompt; returns (worst logit error, greedy tokens matching before the first
 /// difference, per prompt).
 fn run(mode: WeightMode) -> (f32, Vec<(usize, usize)>) {
-    let lm = LanguageModel::<Cpu>::load(model_path(), &LoadOptions { weights: mode }).unwrap();
+    let lm = LanguageModel::<Cpu>::load(
+        model_path(),
+        &LoadOptions {
+            weights: mode,
+            adapter: None,
+        },
+    )
+    .unwrap();
     let fix = json("model.json");
     let vocab = fix["vocab_size"].as_u64().unwrap() as usize;
     let refs = reference_logits(vocab);

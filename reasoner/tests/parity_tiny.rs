@@ -66,7 +66,14 @@ fn check_model_on<B: burn::tensor::backend::Backend>(
     tol: f32,
     check_greedy: bool,
 ) {
-    let lm = LanguageModel::<B>::load(path, &LoadOptions { weights: mode }).unwrap();
+    let lm = LanguageModel::<B>::load(
+        path,
+        &LoadOptions {
+            weights: mode,
+            adapter: None,
+        },
+    )
+    .unwrap();
     let fix = read_json("tiny_logits.json");
     for (i, case) in fix[key].as_array().unwrap().iter().enumerate() {
         let prompt = ids(&case["prompt"]);

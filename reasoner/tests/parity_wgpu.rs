@@ -60,6 +60,7 @@ fn wgpu_matches_transformers_on_tiny_models() {
             fixtures().join(dir),
             &LoadOptions {
                 weights: WeightMode::Dense,
+                adapter: None,
             },
         )
         .unwrap();

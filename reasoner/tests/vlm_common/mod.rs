@@ -71,6 +71,7 @@ pub fn load<B: Backend>(model: &str) -> VisionLanguageModel<B> {
         fixtures().join(model),
         &LoadOptions {
             weights: WeightMode::Dense,
+            adapter: None,
         },
         &Default::default(),
     )

@@ -50,6 +50,8 @@ pub struct LmBenchReport {
     pub threads: usize,
     /// Backend name.
     pub backend: String,
+    /// The model, with ` + adapter` when one is put on it.
+    pub model: String,
     /// Weight layout.
     pub weights: String,
     /// Seconds to load the model.
@@ -81,7 +83,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 fn measure<B: Backend>(args: &BenchArgs, threads: usize) -> Result<LmBenchReport> {
     let mode = args.model.weight_mode()?;
     let t0 = Instant::now();
-    let lm = LanguageModel::<B>::load(&args.model.model, &LoadOptions { weights: mode })
+    let opts = LoadOptions {
+        weights: mode,
+        adapter: args.model.adapter()?,
+    };
+    let lm = LanguageModel::<B>::load(&args.model.model, &opts)
         .with_context(|| format!("loading {}", args.model.model.display()))?;
     let load_s = t0.elapsed().as_secs_f64();
     let chat: serde_json::Value = serde_json::from_str(BENCH_CHAT)?;
@@ -127,6 +133,7 @@ fn measure<B: Backend>(args: &BenchArgs, threads: usize) -> Result<LmBenchReport
         decode_tok_s: median(decode),
         prompt_tokens: ids.len(),
         decode_tokens: args.decode_tokens,
+        model: args.model.describe()?,
         threads,
         backend: args.model.backend.clone(),
         weights: format!("{mode:?}"),

@@ -146,6 +146,7 @@ fn measure<B: Backend>(
         dir,
         &LoadOptions {
             weights: WeightMode::Dense,
+            adapter: None,
         },
         &Default::default(),
     )

@@ -58,6 +58,7 @@ pub fn run(args: &ChatArgs) -> Result<()> {
 fn run_on<B: Backend>(args: &ChatArgs) -> Result<()> {
     let opts = LoadOptions {
         weights: args.model.weight_mode()?,
+        adapter: args.model.adapter()?,
     };
     let lm = LanguageModel::<B>::load(&args.model.model, &opts)
         .with_context(|| format!("loading {}", args.model.model.display()))?;

@@ -33,8 +33,14 @@ pub struct DemoArgs {
     #[arg(long)]
     pub questions: Option<usize>,
     /// The LM.
-    #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    #[arg(long, default_value = crate::DEFAULT_MODEL)]
     pub model: PathBuf,
+    /// A PEFT LoRA adapter folder (default: the shipped adapter for the embedded model).
+    #[arg(long, conflicts_with = "no_adapter")]
+    pub adapter: Option<PathBuf>,
+    /// The bare model, without the shipped adapter.
+    #[arg(long)]
+    pub no_adapter: bool,
     /// Token budget per answer.
     #[arg(long, default_value_t = 192)]
     pub max_tokens: usize,
@@ -71,6 +77,9 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     cfg.source.rate = if a.fast { Rate::Max } else { Rate::Realtime };
     cfg.keyframes.sample_fps = 0.0;
     cfg.reasoner.model = a.model.clone();
+    cfg.reasoner.adapter = crate::resolve_adapter(&a.model, a.adapter.as_deref(), a.no_adapter)?
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     cfg.reasoner.max_tokens = a.max_tokens;
     cfg.reasoner.threads = a.threads;
     cfg.zenoh.listen = vec![endpoint.clone()];

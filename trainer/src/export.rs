@@ -110,10 +110,7 @@ pub fn export_adapter(checkpoint: &Path, out: &Path, f32: bool) -> Result<Adapte
         path: checkpoint.to_path_buf(),
         what,
     };
-    let state_path = checkpoint.join("state.json");
-    let text = std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?;
-    let state: crate::train::TrainState =
-        serde_json::from_str(&text).map_err(|e| ck(format!("state.json: {e}")))?;
+    let state = crate::train::TrainState::read(checkpoint)?;
     if !state.lora.enabled {
         return Err(ck(
             "was trained without LoRA (full fine-tuning): export it with `train export --hf`"
@@ -193,10 +190,7 @@ pub fn export_hf<B: burn::tensor::backend::Backend>(
         path: checkpoint.to_path_buf(),
         what,
     };
-    let state_path = checkpoint.join("state.json");
-    let text = std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?;
-    let state: crate::train::TrainState =
-        serde_json::from_str(&text).map_err(|e| ck(format!("state.json: {e}")))?;
+    let state = crate::train::TrainState::read(checkpoint)?;
     let base = base.unwrap_or(&state.model);
     let lm = crate::train::load_dense::<B>(base, device)?;
     let mut model = lm.model().clone();

@@ -594,6 +594,19 @@ pub struct TrainState {
     pub mode: Mode,
 }
 
+impl TrainState {
+    /// Reads `dir/state.json` of a checkpoint; an unreadable or malformed file names the
+    /// checkpoint.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("state.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint {
+            path: dir.to_path_buf(),
+            what: format!("state.json: {e}"),
+        })
+    }
+}
+
 fn one() -> usize {
     1
 }
@@ -1123,10 +1136,7 @@ impl<B: Backend> Trainer<B> {
             path: dir.to_path_buf(),
             what,
         };
-        let text = std::fs::read_to_string(dir.join("state.json"))
-            .map_err(|e| TrainError::io(dir.join("state.json"), e))?;
-        let state: TrainState =
-            serde_json::from_str(&text).map_err(|e| ck(format!("state.json: {e}")))?;
+        let state = TrainState::read(dir)?;
         if state.lora != self.cfg.lora {
             return Err(ck(format!(
                 "was trained with LoRA settings {:?}, but this run has {:?}",
@@ -1173,10 +1183,7 @@ fn load_policy<B: Backend>(
         path: dir.to_path_buf(),
         what,
     };
-    let text = std::fs::read_to_string(dir.join("state.json"))
-        .map_err(|e| TrainError::io(dir.join("state.json"), e))?;
-    let state: TrainState =
-        serde_json::from_str(&text).map_err(|e| ck(format!("state.json: {e}")))?;
+    let state = TrainState::read(dir)?;
     if &state.lora != lora {
         return Err(ck(format!(
             "was trained with LoRA settings {:?}, but this run has {:?}",

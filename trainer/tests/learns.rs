@@ -407,6 +407,8 @@ group_size = 4
 prompts_per_step = 1
 max_completion_tokens = 5
 response_prefix = "<think>"
+# One group, seen once: no resampling of a zero-variance group.
+dynamic_sampling = false
 "#,
     );
     let seen = Arc::new(Mutex::new(Vec::new()));

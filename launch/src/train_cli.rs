@@ -261,6 +261,7 @@ fn export(args: &ExportArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use embodied_r_reasoner::reward::Extraction;
 
     #[test]
     fn the_shipped_training_config_is_valid() {
@@ -268,6 +269,25 @@ mod tests {
         let cfg = TrainConfig::from_file(&p, Mode::Grpo).expect("valid");
         assert_eq!(cfg.describer, "sim");
         assert!(cfg.lora.enabled);
+    }
+
+    #[test]
+    fn the_shipped_grpo_after_sft_config_starts_from_sft_and_reads_strictly() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/grpo.toml");
+        let cfg = TrainConfig::from_file(&p, Mode::Grpo).expect("valid");
+        let sft = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sft.toml");
+        let sft = TrainConfig::from_file(&sft, Mode::Sft).expect("valid");
+        // It starts from the SFT run's last checkpoint, with the same adapter shape.
+        let want = sft.out.join(format!("checkpoint-{}", sft.steps));
+        assert_eq!(cfg.init.as_deref(), Some(want.as_path()));
+        assert_eq!(
+            (cfg.lora.rank, &cfg.lora.targets),
+            (sft.lora.rank, &sft.lora.targets)
+        );
+        assert_eq!(cfg.reward.extraction, Extraction::Strict);
+        assert_eq!(cfg.grpo.objective.beta, 0.0);
+        assert!(cfg.grpo.dynamic_sampling);
+        assert!(cfg.grpo.response_prefix.is_empty());
     }
 
     #[test]

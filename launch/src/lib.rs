@@ -24,6 +24,7 @@ mod inproc;
 mod keyframes;
 mod ros2_cli;
 mod runtime_cli;
+mod self_traces_cli;
 mod sim;
 mod sim_data;
 mod train_cli;

@@ -14,8 +14,9 @@ use embodied_r_trainer::{TrainConfig, Trainer, data};
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct TrainArgs {
-    /// `sft`: supervised fine-tuning; `export`: write a checkpoint as a Hugging Face folder;
-    /// `plot`: redraw a run's curves.
+    /// `sft`: supervised fine-tuning; `self-traces`: the model's own correct completions as
+    /// SFT targets; `export`: a checkpoint as a Hugging Face folder; `adapter`: its LoRA as a
+    /// PEFT folder; `plot`: redraw a run's curves.
     #[command(subcommand)]
     pub action: Option<TrainAction>,
     /// The run (GRPO without a subcommand).
@@ -56,6 +57,9 @@ pub enum TrainAction {
     /// rows' assistant messages, or with `describer = "sim"` the rules answerer's traces that
     /// reach the gold answer. Same checkpoints, curves, resume and export as GRPO.
     Sft(RunArgs),
+    /// Sample the model's own completions for questions with known answers and keep the
+    /// correct, well-formed, consistent ones as SFT targets (rejection sampling; GRPO JSONL).
+    SelfTraces(crate::self_traces_cli::SelfTracesArgs),
     /// Write a checkpoint as a Hugging Face folder (LoRA merged; transformers loads it).
     Export(ExportArgs),
     /// Write a LoRA checkpoint's adapter as a PEFT folder (f16 by default): what `--adapter`
@@ -117,6 +121,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             return Ok(());
         }
         Some(TrainAction::Sft(r)) => return run_mode(r, Mode::Sft),
+        Some(TrainAction::SelfTraces(a)) => return crate::self_traces_cli::run(a),
         Some(TrainAction::Adapter(a)) => {
             let report = embodied_r_trainer::export::export_adapter(&a.checkpoint, &a.out, a.f32)
                 .with_context(|| {

@@ -277,3 +277,66 @@ fn eval_reports_per_category_and_resumes() {
     assert_ne!(code, 0);
     assert!(err.contains("--describer camera"), "{err}");
 }
+
+#[test]
+fn self_traces_logs_every_question_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let _ = write_config(dir.path(), "");
+    let rows = dir.path().join("rows.json");
+    let model = workspace().join("reasoner/tests/fixtures/tiny-llama");
+    let out = dir.path().join("self.jsonl");
+    let args = [
+        "train",
+        "self-traces",
+        "--data",
+        rows.to_str().unwrap(),
+        "--describer",
+        "none",
+        "--model",
+        model.to_str().unwrap(),
+        "--weights",
+        "dense",
+        "--tries",
+        "2",
+        "--max-tokens",
+        "8",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let (code, _, err) = run(&args, &[]);
+    assert_eq!(code, 0, "{err}");
+    // The random-weight model never writes the layout: every question tried twice, none kept.
+    let attempts = dir.path().join("self.jsonl.attempts.jsonl");
+    let log = std::fs::read_to_string(&attempts).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    for l in &lines {
+        assert_eq!(
+            (l["tries"].as_u64(), l["kept"].as_bool()),
+            (Some(2), Some(false)),
+            "{l}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "");
+    // A second run finds every question tried and samples none.
+    let (code, _, err) = run(&args, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&attempts).unwrap(), log);
+    // Bad settings are named.
+    let mut zero = args.to_vec();
+    zero[11] = "0";
+    let (code, _, err) = run(&zero, &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("tries = 0"), "{err}");
+    let mut cat = args.to_vec();
+    cat.extend(["--category", "room_size"]);
+    let (code, _, err) = run(&cat, &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--category") && err.contains("room_size"),
+        "{err}"
+    );
+}

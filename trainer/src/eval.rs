@@ -6,7 +6,7 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use embodied_r_reasoner::reward::{self, ConsistencyJudge, Extraction};
-use embodied_r_reasoner::{GenerationConfig, LanguageModel};
+use embodied_r_reasoner::{GenerationConfig, LanguageModel, SamplingConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Example;
@@ -175,8 +175,15 @@ impl<'a, B: Backend> LmAnswerer<'a, B> {
     }
 }
 
-impl<B: Backend> Answerer for LmAnswerer<'_, B> {
-    fn complete(&self, ex: &Example) -> Result<String> {
+impl<B: Backend> LmAnswerer<'_, B> {
+    /// Samples at `sampling` instead of greedy decoding (for [`crate::self_traces`]; each
+    /// example and attempt gets its own seed, derived from `sampling.seed`).
+    pub fn sampling(mut self, sampling: SamplingConfig) -> Self {
+        self.gen_cfg.sampling = sampling;
+        self
+    }
+
+    fn generate(&self, ex: &Example, cfg: &GenerationConfig) -> Result<String> {
         let (ids, _) = fit_prompt(
             self.lm,
             ex,
@@ -185,13 +192,31 @@ impl<B: Backend> Answerer for LmAnswerer<'_, B> {
         )?;
         let out = self
             .lm
-            .generate_ids(&ids, &self.gen_cfg, |_| std::ops::ControlFlow::Continue(()))?;
+            .generate_ids(&ids, cfg, |_| std::ops::ControlFlow::Continue(()))?;
         // The stop string is cut from the text; put it back so the format rule sees it.
         let mut text = format!("{}{}", self.settings.response_prefix, out.text);
         if out.finish == embodied_r_reasoner::FinishReason::Stop {
             text.push_str("</answer>");
         }
         Ok(text)
+    }
+}
+
+impl<B: Backend> Answerer for LmAnswerer<'_, B> {
+    fn complete(&self, ex: &Example) -> Result<String> {
+        self.generate(ex, &self.gen_cfg)
+    }
+}
+
+impl<B: Backend> crate::self_traces::Sampler for LmAnswerer<'_, B> {
+    fn sample(&self, ex: &Example, attempt: u64) -> Result<String> {
+        // FNV-1a of the id: the same question and attempt draw the same sample on a rerun.
+        let id = ex.id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let mut cfg = self.gen_cfg.clone();
+        cfg.sampling.seed = cfg.sampling.seed ^ id ^ attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.generate(ex, &cfg)
     }
 }
 

@@ -11,6 +11,8 @@
 //! - the training loop with rollouts, the consistency judges (a frozen in-process copy of the
 //!   base LM, or an OpenAI-compatible endpoint), metrics and resumable checkpoints ([`train`]);
 //! - evaluation: accuracy per category and overall, format and consistency rates ([`eval`]);
+//! - self-traces by rejection sampling: the model's own correct, consistent completions as SFT
+//!   targets ([`self_traces`]);
 //! - writing tensors out ([`export`]); PNG curves of a run ([`plots`]);
 //! - the training-throughput benchmark ([`bench`]).
 //!
@@ -29,6 +31,7 @@ pub mod grpo;
 pub mod lora;
 pub mod optim;
 pub mod plots;
+pub mod self_traces;
 pub mod train;
 
 pub use error::{Result, TrainError};

@@ -742,14 +742,13 @@ fn named_in_order(text: &VideoText, stem: &str) -> Vec<String> {
     found.into_iter().map(|(_, n)| n).collect()
 }
 
+/// Objects by name, the frame that places them, and their positions in that frame.
+type Placed = (Vec<String>, usize, Vec<(f32, f32)>);
+
 /// The first `n` objects the stem names, in its order, and where one frame of the text places
 /// them; or the guess to give when the text does not.
 #[allow(clippy::result_large_err)]
-fn placed_in_order(
-    text: &VideoText,
-    stem: &str,
-    n: usize,
-) -> Result<(Vec<String>, usize, Vec<(f32, f32)>), RuleAnswer> {
+fn placed_in_order(text: &VideoText, stem: &str, n: usize) -> Result<Placed, RuleAnswer> {
     let count = ["no", "one", "two", "three", "four"]
         .get(n)
         .copied()

@@ -6,11 +6,9 @@
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use embodied_r_reasoner::backend::Backend;
-use embodied_r_reasoner::{
-    ChatMessage, GenerationConfig, LanguageModel, LoadOptions, with_backend,
-};
+use embodied_r_reasoner::{ChatMessage, GenerationConfig, with_backend};
 use serde::Serialize;
 
 use crate::ModelArgs;
@@ -83,12 +81,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 fn measure<B: Backend>(args: &BenchArgs, threads: usize) -> Result<LmBenchReport> {
     let mode = args.model.weight_mode()?;
     let t0 = Instant::now();
-    let opts = LoadOptions {
-        weights: mode,
-        adapter: args.model.adapter()?,
-    };
-    let lm = LanguageModel::<B>::load(&args.model.model, &opts)
-        .with_context(|| format!("loading {}", args.model.model.display()))?;
+    let lm = args.model.load::<B>()?;
     let load_s = t0.elapsed().as_secs_f64();
     let chat: serde_json::Value = serde_json::from_str(BENCH_CHAT)?;
     let msgs: Vec<ChatMessage> = serde_json::from_value(chat["messages"].clone())?;

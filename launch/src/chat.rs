@@ -5,9 +5,7 @@ use std::ops::ControlFlow;
 
 use anyhow::{Context, Result};
 use embodied_r_reasoner::backend::Backend;
-use embodied_r_reasoner::{
-    GenerationConfig, LanguageModel, LoadOptions, SamplingConfig, with_backend,
-};
+use embodied_r_reasoner::{GenerationConfig, SamplingConfig, with_backend};
 
 use crate::ModelArgs;
 
@@ -56,12 +54,7 @@ pub fn run(args: &ChatArgs) -> Result<()> {
 }
 
 fn run_on<B: Backend>(args: &ChatArgs) -> Result<()> {
-    let opts = LoadOptions {
-        weights: args.model.weight_mode()?,
-        adapter: args.model.adapter()?,
-    };
-    let lm = LanguageModel::<B>::load(&args.model.model, &opts)
-        .with_context(|| format!("loading {}", args.model.model.display()))?;
+    let lm = args.model.load::<B>()?;
     let ids = if args.raw {
         if args.system.is_some() {
             anyhow::bail!("--system has no effect with --raw; put it in the prompt instead");

@@ -11,7 +11,7 @@ use clap::Args;
 use embodied_r_perception::describe::openai::{OpenAiConfig, OpenAiDescriber};
 use embodied_r_reasoner::backend::Backend;
 use embodied_r_reasoner::reward::Extraction;
-use embodied_r_reasoner::{LanguageModel, LoadOptions, with_backend};
+use embodied_r_reasoner::with_backend;
 use embodied_r_sim::reading;
 use embodied_r_trainer::data::{self, Example};
 use embodied_r_trainer::eval::{self, EvalReport, EvalSettings, PriorAnswerer};
@@ -191,14 +191,7 @@ fn examples(args: &EvalArgs) -> Result<Vec<Example>> {
 
 fn eval_lm<B: Backend>(args: &EvalArgs, extraction: Extraction) -> Result<()> {
     let examples = examples(args)?;
-    let opts = LoadOptions {
-        weights: args.model.weight_mode()?,
-        adapter: args.model.adapter()?,
-    };
-    let lm = Arc::new(
-        LanguageModel::<B>::load(&args.model.model, &opts)
-            .with_context(|| format!("loading {}", args.model.model.display()))?,
-    );
+    let lm = Arc::new(args.model.load::<B>()?);
     let judge = LocalJudge::new(lm.clone());
     let settings = EvalSettings {
         max_tokens: args.max_tokens,

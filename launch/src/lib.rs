@@ -32,7 +32,7 @@ mod verdict;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use embodied_r_reasoner::{ActivationMode, WeightMode};
 
@@ -202,6 +202,18 @@ impl ModelArgs {
     /// the embedded model (an error naming the fix when `fetch-model` has not installed it).
     pub fn adapter(&self) -> Result<Option<PathBuf>> {
         resolve_adapter(&self.model, self.adapter.as_deref(), self.no_adapter)
+    }
+
+    /// Loads `--model` with the weight layout and adapter these options name.
+    pub fn load<B: embodied_r_reasoner::backend::Backend>(
+        &self,
+    ) -> Result<embodied_r_reasoner::LanguageModel<B>> {
+        let opts = embodied_r_reasoner::LoadOptions {
+            weights: self.weight_mode()?,
+            adapter: self.adapter()?,
+        };
+        embodied_r_reasoner::LanguageModel::<B>::load(&self.model, &opts)
+            .with_context(|| format!("loading {}", self.model.display()))
     }
 
     /// A name for reports: the model file, `+ adapter` when one is put on it.

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use embodied_r_reasoner::backend::Backend;
 use embodied_r_reasoner::reward::{ConsistencyJudge, Extraction};
-use embodied_r_reasoner::{LanguageModel, LoadOptions, SamplingConfig, with_backend};
+use embodied_r_reasoner::{SamplingConfig, with_backend};
 use embodied_r_trainer::data::{self, Example};
 use embodied_r_trainer::eval::{EvalSettings, LmAnswerer};
 use embodied_r_trainer::self_traces::{KeepRule, attempts_path, rejection_sample};
@@ -104,14 +104,7 @@ pub fn run(args: &SelfTracesArgs) -> Result<()> {
 
 fn sample<B: Backend>(args: &SelfTracesArgs) -> Result<()> {
     let examples = examples(args)?;
-    let opts = LoadOptions {
-        weights: args.model.weight_mode()?,
-        adapter: args.model.adapter()?,
-    };
-    let lm = Arc::new(
-        LanguageModel::<B>::load(&args.model.model, &opts)
-            .with_context(|| format!("loading {}", args.model.model.display()))?,
-    );
+    let lm = Arc::new(args.model.load::<B>()?);
     let settings = EvalSettings {
         max_tokens: args.max_tokens,
         max_prompt_tokens: args.max_prompt_tokens,

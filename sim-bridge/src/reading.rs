@@ -403,10 +403,21 @@ fn guess(why: &str) -> RuleAnswer {
 /// The answer of option `i`; the think ends by naming that option, so the letter the answer
 /// gives is a copy of what the think concluded (a small model that reasons to the right option
 /// text and then writes another letter learns nothing from a think that stops short of it).
+/// The think ends with the options written text first (`red car is A; tower is B.`) and then the
+/// pick in the same words (`So tower is B.`): the letter follows an earlier copy of the same
+/// text, which a small model copies forward, where finding the letter before an option's text
+/// in the prompt is a backward lookup it gets wrong.
 fn pick(choices: &[String], i: usize, think: String) -> RuleAnswer {
     let l = letter(i);
     let think = match choices.get(i) {
-        Some(c) => format!("{think} That is option {l}: {c}."),
+        Some(c) => {
+            let table: Vec<String> = choices
+                .iter()
+                .enumerate()
+                .map(|(j, t)| format!("{t} is {}", letter(j)))
+                .collect();
+            format!("{think} The options: {}. So {c} is {l}.", table.join("; "))
+        }
         None => think,
     };
     RuleAnswer {
@@ -1081,7 +1092,12 @@ mod tests {
             "{}",
             r.think
         );
-        assert!(r.think.ends_with("That is option B: left."), "{}", r.think);
+        assert!(
+            r.think
+                .ends_with("The options: right is A; left is B; ahead-left is C. So left is B."),
+            "{}",
+            r.think
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! LoRA: low-rank adapters on the decoder's projections, the only trainable parameters when
 //! enabled (the base weights are frozen).
 
+use std::path::Path;
+
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
@@ -159,9 +161,149 @@ pub fn adapter_tensors<B: Backend>(model: &mut Llama<B>) -> Vec<NamedTensor> {
     out
 }
 
+/// `init` from a PEFT adapter folder (e.g. the shipped `embodied-r-smollm2`, or one written by
+/// `train adapter`): its pairs replace the fresh adapters, as trainable parameters. The folder
+/// must carry exactly the projections this run's `[lora]` targets, with its rank and alpha.
+pub fn init_from_adapter<B: Backend>(
+    mut policy: Llama<B>,
+    dir: &Path,
+    lora: &LoraConfig,
+    device: &B::Device,
+) -> Result<Llama<B>> {
+    let ck = |what: String| TrainError::Checkpoint {
+        path: dir.to_path_buf(),
+        what,
+    };
+    if !lora.enabled {
+        return Err(ck(
+            "is a LoRA adapter folder, but this run trains every weight (lora.enabled = false)"
+                .into(),
+        ));
+    }
+    let targeted = policy
+        .projections_mut()
+        .iter()
+        .filter(|(name, _)| lora.targets(name))
+        .count();
+    let info = embodied_r_reasoner::adapter::attach_adapter(&mut policy, dir, device)
+        .map_err(|e| ck(e.to_string()))?;
+    if info.rank != lora.rank || (info.alpha - lora.alpha).abs() > 1e-9 {
+        return Err(ck(format!(
+            "adapter has rank {} and alpha {}, but this run's [lora] has rank {} and alpha {}",
+            info.rank, info.alpha, lora.rank, lora.alpha
+        )));
+    }
+    let with = policy
+        .projections_mut()
+        .iter()
+        .filter(|(_, l)| l.lora.is_some())
+        .count();
+    if info.projections != targeted || with != targeted {
+        return Err(ck(format!(
+            "adapter covers {} projections, but this run's lora.targets {:?} select {targeted}",
+            info.projections, lora.targets
+        )));
+    }
+    for (_, lin) in policy.projections_mut() {
+        if let Some(l) = lin.lora.as_mut() {
+            l.a = Param::from_tensor(l.a.val()).set_require_grad(true);
+            l.b = Param::from_tensor(l.b.val()).set_require_grad(true);
+        }
+    }
+    tracing::info!(adapter = %dir.display(), projections = info.projections, "initialised from an adapter folder");
+    Ok(policy)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use embodied_r_reasoner::backend::Cpu;
+
+    type Ad = burn::backend::Autodiff<Cpu>;
+
+    fn tiny() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../reasoner/tests/fixtures/tiny-llama")
+    }
+
+    /// An adapter folder with non-zero A and B on `cfg`'s targets, and its tensors.
+    fn adapter_folder(dir: &Path, cfg: &LoraConfig) -> Vec<NamedTensor> {
+        let dev = Default::default();
+        let lm = crate::train::load_dense::<Cpu>(&tiny(), &dev).unwrap();
+        let (mut m, _) = attach(lm.model().clone(), cfg, 7, &dev).unwrap();
+        for (_, lin) in m.projections_mut() {
+            if let Some(l) = lin.lora.as_mut() {
+                let [o, r] = l.b.val().dims();
+                let v: Vec<f32> = (0..o * r).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
+                l.b = Param::from_tensor(Tensor::from_data(TensorData::new(v, [o, r]), &dev));
+            }
+        }
+        let tensors = adapter_tensors(&mut m);
+        crate::export::write_safetensors_as(
+            &dir.join("adapter_model.safetensors"),
+            &tensors,
+            false,
+        )
+        .unwrap();
+        let conf = crate::export::adapter_config(cfg, &tiny());
+        std::fs::write(dir.join("adapter_config.json"), conf.to_string()).unwrap();
+        tensors
+    }
+
+    #[test]
+    fn init_from_an_adapter_folder_restores_its_pairs_as_trainable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = LoraConfig {
+            targets: vec!["all-linear".into()],
+            ..LoraConfig::default()
+        };
+        let want = adapter_folder(tmp.path(), &cfg);
+        let dev = Default::default();
+        // Trainable means tracked by autodiff, so the policy lives on the autodiff backend.
+        let lm = crate::train::load_dense::<Ad>(&tiny(), &dev).unwrap();
+        let (fresh, n) = attach(lm.model().clone(), &cfg, 1, &dev).unwrap();
+        assert_eq!(want.len(), 2 * n);
+        let mut got = init_from_adapter(fresh, tmp.path(), &cfg, &dev).unwrap();
+        for (_, lin) in got.projections_mut() {
+            let l = lin
+                .lora
+                .as_ref()
+                .expect("every projection keeps an adapter");
+            assert!(l.a.is_require_grad() && l.b.is_require_grad());
+        }
+        let have = adapter_tensors(&mut got);
+        assert_eq!(have.len(), want.len());
+        for (h, w) in have.iter().zip(&want) {
+            assert_eq!((&h.0, &h.1), (&w.0, &w.1));
+            assert_eq!(h.2, w.2, "{}", h.0);
+        }
+    }
+
+    #[test]
+    fn init_from_an_adapter_folder_refuses_other_lora_settings() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = LoraConfig::default();
+        adapter_folder(tmp.path(), &cfg);
+        let dev = Default::default();
+        let lm = crate::train::load_dense::<Cpu>(&tiny(), &dev).unwrap();
+        let other = LoraConfig {
+            rank: 8,
+            ..cfg.clone()
+        };
+        let (m, _) = attach(lm.model().clone(), &other, 1, &dev).unwrap();
+        let e = init_from_adapter(m, tmp.path(), &other, &dev)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rank 16") && e.contains("rank 8"), "{e}");
+        let wider = LoraConfig {
+            targets: vec!["all-linear".into()],
+            ..cfg.clone()
+        };
+        let (m, _) = attach(lm.model().clone(), &wider, 1, &dev).unwrap();
+        let e = init_from_adapter(m, tmp.path(), &wider, &dev)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("covers") && e.contains("all-linear"), "{e}");
+    }
 
     #[test]
     fn config_errors_name_the_key() {

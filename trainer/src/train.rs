@@ -248,7 +248,8 @@ pub struct TrainConfig {
     #[serde(default)]
     pub sft: SftConfig,
     /// Start from the weights of this checkpoint (`OUT/checkpoint-N` of a run with the same
-    /// LoRA settings, e.g. GRPO on top of SFT), with a fresh optimiser at step 0. Unlike
+    /// LoRA settings, e.g. GRPO on top of SFT) or of a PEFT adapter folder with the same rank,
+    /// alpha and targets (e.g. the shipped adapter), with a fresh optimiser at step 0. Unlike
     /// `--resume`, nothing else of that run carries over.
     #[serde(default)]
     pub init: Option<PathBuf>,
@@ -1183,6 +1184,9 @@ fn load_policy<B: Backend>(
         path: dir.to_path_buf(),
         what,
     };
+    if dir.join("adapter_config.json").is_file() && !dir.join("state.json").exists() {
+        return lora::init_from_adapter(policy, dir, lora, device);
+    }
     let state = TrainState::read(dir)?;
     if &state.lora != lora {
         return Err(ck(format!(

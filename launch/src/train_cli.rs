@@ -296,6 +296,31 @@ mod tests {
     }
 
     #[test]
+    fn the_continue_config_starts_from_the_shipped_adapter_with_its_lora_settings() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cfg = TrainConfig::from_file(&dir.join("config/sft-continue.toml"), Mode::Sft)
+            .expect("valid");
+        // `fetch-model` writes the shipped adapter to models/embodied-r-smollm2.
+        assert_eq!(
+            cfg.init.as_deref(),
+            Some(std::path::Path::new("models/embodied-r-smollm2"))
+        );
+        let text =
+            std::fs::read_to_string(dir.join("models/embodied-r-smollm2/adapter_config.json"))
+                .expect("the shipped adapter's config");
+        let peft: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(peft["r"].as_u64(), Some(cfg.lora.rank as u64));
+        assert_eq!(peft["lora_alpha"].as_f64(), Some(cfg.lora.alpha));
+        let targets: Vec<&str> = peft["target_modules"]
+            .as_array()
+            .expect("target_modules")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(targets, cfg.lora.targets);
+    }
+
+    #[test]
     fn the_shipped_sft_config_is_valid_for_sft_only() {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sft.toml");
         let cfg = TrainConfig::from_file(&p, Mode::Sft).expect("valid");

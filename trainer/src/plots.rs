@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use plotters::prelude::*;
 
-use crate::train::StepMetrics;
+use crate::train::{Mode, StepMetrics};
 use crate::{Result, TrainError};
 
 /// Environment variable naming the TrueType font used for the plots' text.
@@ -137,6 +137,41 @@ const PANELS: &[(&str, &[Series])] = &[
     ),
 ];
 
+/// The panels of a supervised run: it samples nothing, so there is no reward, KL or rollout.
+const SFT_PANELS: &[(&str, &[Series])] = &[
+    ("loss (per completion token)", &[("loss", |m| m.loss)]),
+    (
+        "gradient norm (before clipping)",
+        &[("norm", |m| m.grad_norm)],
+    ),
+    ("learning rate", &[("lr", |m| m.lr)]),
+    (
+        "completion length (tokens)",
+        &[("length", |m| m.completion_len)],
+    ),
+    (
+        "update throughput (tokens/s)",
+        &[("update", |m| m.update_tok_s)],
+    ),
+    ("step time (s)", &[("seconds", |m| m.seconds)]),
+];
+
+/// What the run optimised: as its metrics record it, or, for metrics written before the mode
+/// was recorded, SFT when no step sampled a rollout (every GRPO step does).
+pub fn run_mode(metrics: &[StepMetrics]) -> Mode {
+    if let Some(mode) = metrics.iter().find_map(|m| m.mode) {
+        return mode;
+    }
+    if metrics
+        .iter()
+        .all(|m| m.rollout_tok_s == 0.0 && m.reward == 0.0)
+    {
+        Mode::Sft
+    } else {
+        Mode::Grpo
+    }
+}
+
 const COLOURS: [RGBColor; 2] = [RGBColor(31, 119, 180), RGBColor(214, 39, 40)];
 
 /// Trailing mean over `w` points.
@@ -187,7 +222,11 @@ pub fn write_curves(metrics: &[StepMetrics], font: &Path, path: &Path) -> Result
     }
     let first = metrics[0].step;
     let last = metrics[metrics.len() - 1].step;
-    let panels: Vec<Panel> = PANELS
+    let (kind, table, grid) = match run_mode(metrics) {
+        Mode::Grpo => ("GRPO", PANELS, (3, 3)),
+        Mode::Sft => ("SFT", SFT_PANELS, (2, 3)),
+    };
+    let panels: Vec<Panel> = table
         .iter()
         .map(|(name, series)| Panel {
             title: name.to_string(),
@@ -204,9 +243,9 @@ pub fn write_curves(metrics: &[StepMetrics], font: &Path, path: &Path) -> Result
     // RL curves are noisy: a trailing mean over a tenth of the run, at least 5 steps.
     let window = (metrics.len() / 10).max(5);
     write_panels(
-        &format!("GRPO run: steps {first}–{last}"),
+        &format!("{kind} run: steps {first}–{last}"),
         &panels,
-        (3, 3),
+        grid,
         Some(window),
         font,
         path,
@@ -477,6 +516,56 @@ mod tests {
         // The throughput panel has two coloured series (blue and red).
         let red = img.pixels().filter(|p| p.0 == [214, 39, 40]).count();
         assert!(red > 50, "no red (update throughput) curve: {red} pixels");
+    }
+
+    #[test]
+    fn a_supervised_run_is_drawn_with_its_loss() {
+        let sft: Vec<StepMetrics> = (1..=30)
+            .map(|s| StepMetrics {
+                step: s,
+                loss: 2.0 / s as f64,
+                grad_norm: 1.0,
+                lr: 1e-4,
+                completion_len: 60.0,
+                updates: 1,
+                update_tok_s: 120.0,
+                seconds: 40.0,
+                mode: Some(Mode::Sft),
+                ..StepMetrics::default()
+            })
+            .collect();
+        assert_eq!(run_mode(&sft), Mode::Sft);
+        assert_eq!(run_mode(&run(5)), Mode::Grpo);
+        // Metrics from before the mode was recorded: no rollouts means SFT.
+        let old: Vec<StepMetrics> = sft
+            .iter()
+            .map(|m| StepMetrics {
+                mode: None,
+                ..m.clone()
+            })
+            .collect();
+        assert_eq!(run_mode(&old), Mode::Sft);
+        let font = find_font().expect("a font (install fonts-dejavu-core or set EMBODIED_R_FONT)");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("curves.png");
+        write_curves(&sft, &font, &p).expect("plot");
+        let img = image::open(&p).expect("png").to_rgb8();
+        // Six panels on a 2 × 3 grid, each drawn.
+        let (w, h) = SIZE;
+        for r in 0..2 {
+            for c in 0..3 {
+                let blue = (0..h / 2)
+                    .flat_map(|y| (0..w / 3).map(move |x| (x, y)))
+                    .filter(|&(x, y)| {
+                        img.get_pixel(c * w / 3 + x, r * h / 2 + y).0 == [31, 119, 180]
+                    })
+                    .count();
+                assert!(
+                    blue > 50,
+                    "panel ({r},{c}) has no curve: {blue} blue pixels"
+                );
+            }
+        }
     }
 
     #[test]

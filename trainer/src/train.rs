@@ -575,6 +575,9 @@ pub struct StepMetrics {
     pub update_tok_s: f64,
     /// Wall time of the step.
     pub seconds: f64,
+    /// What the step optimised (absent in metrics written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
 }
 
 /// What a checkpoint records besides the weights and the optimiser.
@@ -771,6 +774,7 @@ impl<B: Backend> Trainer<B> {
         let mut m = StepMetrics {
             step: self.step + 1,
             lr,
+            mode: Some(Mode::Grpo),
             ..StepMetrics::default()
         };
 
@@ -1007,6 +1011,7 @@ impl<B: Backend> Trainer<B> {
             step: self.step + 1,
             lr,
             updates: 1,
+            mode: Some(Mode::Sft),
             ..StepMetrics::default()
         };
         let eot = self.rollout.tokenizer().eos().first().copied();

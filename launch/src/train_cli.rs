@@ -282,9 +282,11 @@ mod tests {
         let cfg = TrainConfig::from_file(&p, Mode::Grpo).expect("valid");
         let sft = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sft.toml");
         let sft = TrainConfig::from_file(&sft, Mode::Sft).expect("valid");
-        // It starts from the SFT run's last checkpoint, with the same adapter shape.
-        let want = sft.out.join(format!("checkpoint-{}", sft.steps));
-        assert_eq!(cfg.init.as_deref(), Some(want.as_path()));
+        // It starts from the shipped SFT adapter, with the adapter shape SFT trains.
+        assert_eq!(
+            cfg.init.as_deref(),
+            Some(std::path::Path::new("models/embodied-r-smollm2"))
+        );
         assert_eq!(
             (cfg.lora.rank, &cfg.lora.targets),
             (sft.lora.rank, &sft.lora.targets)

@@ -2,7 +2,8 @@
 """Does the answer letter say what the think concluded? For every option answer in an
 `embodied-r eval --results FILE` log, finds the option text the think's last sentence names (the
 option whose text ends last in it; longest texts first, so "ahead-left" is not read as "left")
-and compares that text's letter with the letter answered.
+and compares that text's letter with the letter answered. A think that ends like the rules
+traces, "So <option text> is <letter>.", names that text.
 
 Prints, overall and per category: option answers, how many name an option in the last sentence,
 how many of those answer another letter than the named text's, and the accuracy the answers
@@ -14,6 +15,8 @@ import json
 import re
 import sys
 from collections import defaultdict
+
+from compare_evals import load
 
 
 def options(question):
@@ -32,6 +35,12 @@ def options(question):
 def named(think, opts):
     """(letter, text) of the option whose text ends last in the think's last sentence naming one."""
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", think.strip()) if s]
+    # The rules traces' ending, "So <option text> is <letter>.": the text is the conclusion.
+    m = re.match(r"^So (.+?) (?:is|would be) [A-Z]\.$", sentences[-1]) if sentences else None
+    if m:
+        for letter, text in opts.items():
+            if text.lower() == m.group(1).strip().lower():
+                return letter, text
     by_len = sorted(opts.items(), key=lambda kv: -len(kv[1]))
     for s in reversed(sentences):
         low = s.lower()
@@ -54,14 +63,7 @@ def named(think, opts):
 def main(data_path, results_path):
     data = {str(r["Question_id"]): r for r in json.load(open(data_path))}
     stats = defaultdict(lambda: defaultdict(int))
-    for line in open(results_path):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            it = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for it in load(results_path).values():
         row = data.get(str(it["id"]))
         if row is None or it.get("choice") is None:
             continue

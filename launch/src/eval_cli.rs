@@ -64,6 +64,11 @@ pub struct EvalArgs {
     /// Skip the consistency check (a second, 10-token pass of the same model per correct answer).
     #[arg(long)]
     pub no_consistency: bool,
+    /// With `--answerer rules`: check the rules traces' consistency too, with the model that
+    /// `--model`/`--adapter` name as the judge (what an `lm` run of that model uses). The rules
+    /// traces conclude the option they answer by construction, so this measures the judge.
+    #[arg(long, conflicts_with = "no_consistency")]
+    pub judge_rules: bool,
     /// Who answers: `lm` (the model), `rules` (the simulator text's rules answerer: what the
     /// video text allows, per category) or `prior` (the letter prior: the most frequent letter
     /// per category and option count, the median number for numeric questions, fitted on
@@ -97,6 +102,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     if args.describer == "vlm" && args.vlm_url.is_none() {
         anyhow::bail!("--describer vlm needs --vlm-url (e.g. http://127.0.0.1:8000/v1)");
     }
+    if args.judge_rules && args.answerer != "rules" {
+        anyhow::bail!(
+            "--judge-rules applies to `--answerer rules` (got `--answerer {}`; the `lm` answerer is always judged unless --no-consistency)",
+            args.answerer
+        );
+    }
     let extraction: Extraction = args
         .extraction
         .parse()
@@ -106,6 +117,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             args.model.init_threads();
             let kind = args.model.backend_kind()?;
             with_backend!(kind, B => eval_lm::<B>(args, extraction))
+        }
+        "rules" if args.judge_rules => {
+            args.model.init_threads();
+            let kind = args.model.backend_kind()?;
+            with_backend!(kind, B => eval_rules_judged::<B>(args, extraction))
         }
         "rules" => {
             let examples = examples(args)?;
@@ -208,6 +224,15 @@ fn eval_lm<B: Backend>(args: &EvalArgs, extraction: Extraction) -> Result<()> {
         (!args.no_consistency)
             .then_some(&judge as &dyn embodied_r_reasoner::reward::ConsistencyJudge),
     )?;
+    show(args, &rep)
+}
+
+/// The rules answerer with the model's consistency judge (`--judge-rules`).
+fn eval_rules_judged<B: Backend>(args: &EvalArgs, extraction: Extraction) -> Result<()> {
+    let examples = examples(args)?;
+    let lm = Arc::new(args.model.load::<B>()?);
+    let judge = LocalJudge::new(lm);
+    let rep = score(args, &RulesAnswerer, &examples, extraction, Some(&judge))?;
     show(args, &rep)
 }
 

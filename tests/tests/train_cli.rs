@@ -279,6 +279,79 @@ fn eval_reports_per_category_and_resumes() {
 }
 
 #[test]
+fn rules_answerer_is_judged_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = dir.path().join("bench");
+    let (code, _, err) = run(
+        &[
+            "sim",
+            "generate",
+            "--scenes",
+            "1",
+            "--seed",
+            "5",
+            "--out",
+            bench.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let data = bench.join("test_data.json");
+    let model = workspace().join("reasoner/tests/fixtures/tiny-llama");
+    let report = |name: &str, extra: &[&str]| {
+        let json = dir.path().join(format!("{name}.json"));
+        let mut args = vec![
+            "eval",
+            "--answerer",
+            "rules",
+            "--describer",
+            "sim",
+            "--data",
+            data.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--weights",
+            "dense",
+            // The tiny model's 512-token context holds the judge prompts of the first questions
+            // (rel_distance, rel_direction, route_planning), not the long appearance-order lists.
+            "--limit",
+            "4",
+            "--json",
+            json.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let (code, out, err) = run(&args, &[]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("overall (sample-weighted)"), "{out}");
+        let rep: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        rep
+    };
+    // Unjudged by default: no model pass, no consistency figure.
+    let plain = report("plain", &[]);
+    assert!(plain["overall"]["consistency"].is_null(), "{plain}");
+    // Judged: the model reads the rules traces' thinks, so the figure exists.
+    let judged = report("judged", &["--judge-rules"]);
+    let c = judged["overall"]["consistency"].as_f64();
+    assert!(c.is_some_and(|c| (0.0..=1.0).contains(&c)), "{judged}");
+    assert_eq!(judged["overall"]["accuracy"], plain["overall"]["accuracy"]);
+    // The flag belongs to the rules answerer.
+    let (code, _, err) = run(
+        &[
+            "eval",
+            "--answerer",
+            "prior",
+            "--judge-rules",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("--judge-rules"), "{err}");
+}
+
+#[test]
 fn self_traces_logs_every_question_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let _ = write_config(dir.path(), "");

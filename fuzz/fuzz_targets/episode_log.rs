@@ -1,8 +1,9 @@
-//! The episode-log reader (torn and corrupted tails) and the dataset rows made from what it
-//! read.
+//! The episode-log reader (torn and corrupted tails), the dataset rows made from what it
+//! read, and the label-file reader on the same bytes (people's labels, `labels.jsonl`).
 #![no_main]
 
 use embodied_r_reasoner::episode::{LogContents, embodied_r_row, grpo_row, read_segment};
+use embodied_r_reasoner::labels::{apply_labels, read_labels};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,5 +20,18 @@ fuzz_target!(|data: &[u8]| {
                 "warning offset inside the file"
             );
         }
+    }
+    let labels_file = embodied_r_fuzz::scratch_file("labels.jsonl", data);
+    if let Some(dir) = labels_file.parent()
+        && let Ok(labels) = read_labels(dir)
+    {
+        for w in &labels.warnings {
+            assert!(
+                w.offset <= data.len() as u64,
+                "label warning offset inside the file"
+            );
+        }
+        let orphans = apply_labels(&mut out.records, &labels);
+        assert!(orphans <= labels.by_episode.len());
     }
 });

@@ -4,7 +4,8 @@
 //!
 //! The runtime (`agent`) writes records; the trainer and the CLI read them. A log is a directory
 //! of segments `episodes-NNNNNN.jsonl`, one record per line, plus `frames/<episode id>/` with the
-//! key frames as JPEG files, written before the record that names them.
+//! key frames as JPEG files, written before the record that names them, plus `labels.jsonl`
+//! with the answers people gave afterwards ([`crate::labels`]).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -208,6 +209,22 @@ pub struct LogContents {
     pub records: Vec<EpisodeRecord>,
     /// Damage found; reading of a segment stops at its first damaged line.
     pub warnings: Vec<ReadWarning>,
+    /// The log's labels ([`crate::labels`]), already applied to `records`' `ground_truth`.
+    pub labels: crate::labels::Labels,
+    /// Labels that name no record of the log (their segment rotated away, or a foreign id).
+    pub orphan_labels: usize,
+}
+
+impl LogContents {
+    /// Where `r`'s `ground_truth` comes from, if it has one.
+    pub fn truth_source(&self, r: &EpisodeRecord) -> Option<crate::labels::TruthSource> {
+        use crate::labels::TruthSource;
+        if self.labels.current(&r.id).is_some() {
+            Some(TruthSource::Label)
+        } else {
+            r.ground_truth.as_ref().map(|_| TruthSource::Recorded)
+        }
+    }
 }
 
 /// Segments of a log directory, oldest first (`episodes-NNNNNN.jsonl`).
@@ -293,27 +310,35 @@ pub fn read_segment(path: &Path, out: &mut LogContents) -> Result<(), EpisodeErr
     }
 }
 
-/// Reads every segment of a log directory.
+/// Reads every segment of a log directory and joins its labels: a labelled record's
+/// `ground_truth` is its label in force ([`crate::labels::apply_labels`]).
 pub fn read_log(dir: &Path) -> Result<LogContents, EpisodeError> {
     let mut out = LogContents::default();
     for seg in segments(dir)? {
         read_segment(&seg, &mut out)?;
     }
+    let mut labels = crate::labels::read_labels(dir)?;
+    out.warnings.append(&mut labels.warnings);
+    out.orphan_labels = crate::labels::apply_labels(&mut out.records, &labels);
+    out.labels = labels;
     Ok(out)
+}
+
+/// The index of the record whose id is `id`, else of the one record whose id starts with it.
+pub fn lookup(records: &[EpisodeRecord], id: &str) -> Option<usize> {
+    records.iter().position(|r| r.id == id).or_else(|| {
+        let m: Vec<usize> = (0..records.len())
+            .filter(|&i| records[i].id.starts_with(id))
+            .collect();
+        (m.len() == 1).then(|| m[0])
+    })
 }
 
 /// Finds one episode by id (or unique id prefix).
 pub fn find(dir: &Path, id: &str) -> Result<EpisodeRecord, EpisodeError> {
     let mut log = read_log(dir)?;
     let count = log.records.len();
-    let exact = log.records.iter().position(|r| r.id == id);
-    let idx = exact.or_else(|| {
-        let m: Vec<usize> = (0..count)
-            .filter(|&i| log.records[i].id.starts_with(id))
-            .collect();
-        (m.len() == 1).then(|| m[0])
-    });
-    match idx {
+    match lookup(&log.records, id) {
         Some(i) => Ok(log.records.swap_remove(i)),
         None => Err(EpisodeError::NotFound {
             id: id.to_string(),

@@ -45,6 +45,7 @@ mod error;
 mod generate;
 pub mod gguf;
 mod host;
+pub mod labels;
 mod layers;
 mod mmap;
 mod model;

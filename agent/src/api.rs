@@ -185,6 +185,14 @@ pub fn admit(
             format!("deadline_ms = {deadline_ms}; at most one day"),
         ));
     }
+    // A truth the rewards cannot read would be recorded as gold and train wrongly.
+    let ground_truth = match req.ground_truth {
+        None => None,
+        Some(t) => Some(
+            embodied_r_reasoner::labels::normalize_truth("ground_truth", &choices, &t)
+                .map_err(|e| AskError::new("bad_request", e.to_string()))?,
+        ),
+    };
     let received = Instant::now();
     Ok(Question {
         id,
@@ -192,7 +200,7 @@ pub fn admit(
         choices,
         window: req.window.unwrap_or(WindowQuery::All),
         deadline: received + Duration::from_millis(deadline_ms),
-        ground_truth: req.ground_truth,
+        ground_truth,
         category: req.category,
         client,
         received,
@@ -243,6 +251,14 @@ mod tests {
             ok(r#"{"question":"q","window":"all"}"#).window,
             WindowQuery::All
         );
+    }
+
+    #[test]
+    fn a_truth_is_kept_in_the_form_the_rewards_read() {
+        let q = ok(r#"{"question":"q","choices":["left","right"],"ground_truth":" right "}"#);
+        assert_eq!(q.ground_truth.as_deref(), Some("B"));
+        let q = ok(r#"{"question":"how far?","ground_truth":"2.5"}"#);
+        assert_eq!(q.ground_truth.as_deref(), Some("2.5"));
     }
 
     #[test]
@@ -311,6 +327,16 @@ mod tests {
                 Some(r#"{"question":"q","deadline_ms":10}"#),
                 "deadline_unmeetable",
                 "min_deadline_ms",
+            ),
+            (
+                Some(r#"{"question":"q","choices":["a","b"],"ground_truth":"C"}"#),
+                "bad_request",
+                "ground_truth: `C` is not one of its 2 options",
+            ),
+            (
+                Some(r#"{"question":"q","ground_truth":"left"}"#),
+                "bad_request",
+                "is not a number",
             ),
         ] {
             let e = err(json, None);

@@ -56,6 +56,11 @@ pub struct DemoArgs {
     /// Print one JSON object per question, then a summary object.
     #[arg(long)]
     pub json: bool,
+    /// Ask without the simulator's truth, as a robot in the field asks: the log then holds
+    /// unlabelled episodes (to label with `episodes label`; the truth is still printed for
+    /// that) and nothing is scored.
+    #[arg(long)]
+    pub withhold_truth: bool,
 }
 
 /// Runs the demo.
@@ -139,13 +144,14 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             }
         }
         let (mut right, mut scored, mut fmt, mut cons, mut cons_n) = (0.0f64, 0usize, 0usize, 0usize, 0usize);
+        let mut answered = 0usize;
         for (i, q) in questions.iter().enumerate() {
             let req = AskRequest {
                 question: q.stem.clone(),
                 choices: (!q.choices.is_empty()).then(|| q.choices.clone()),
                 window: None,
                 deadline_ms: Some(600_000),
-                ground_truth: Some(q.answer.clone()),
+                ground_truth: (!a.withhold_truth).then(|| q.answer.clone()),
                 category: Some(q.category.clone()),
                 client: None,
             };
@@ -163,18 +169,26 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             let consistent = v["consistent"].as_bool();
             // The runtime scored the reply against the truth we sent, by the strict rule, and
             // logged the same figures: the demo shows those, not a reading of its own.
-            let r: Rewards = serde_json::from_value(v["rewards"].clone()).with_context(|| {
-                format!("the reply to Q{} carries no rewards although it was asked with its truth: {v}", i + 1)
-            })?;
-            right += r.accuracy;
-            scored += 1;
+            let r: Option<Rewards> = if a.withhold_truth {
+                None
+            } else {
+                Some(serde_json::from_value(v["rewards"].clone()).with_context(|| {
+                    format!("the reply to Q{} carries no rewards although it was asked with its truth: {v}", i + 1)
+                })?)
+            };
+            let accuracy = r.map(|r| r.accuracy);
+            if let Some(acc) = accuracy {
+                right += acc;
+                scored += 1;
+            }
+            answered += 1;
             fmt += usize::from(format_ok);
             if let Some(c) = consistent {
                 cons_n += 1;
                 cons += usize::from(c);
             }
             if a.json {
-                println!("{}", serde_json::json!({"question": q.embodied_r_text(), "category": q.category, "truth": q.answer, "reply": v, "accuracy": r.accuracy}));
+                println!("{}", serde_json::json!({"question": q.embodied_r_text(), "category": q.category, "truth": q.answer, "truth_sent": !a.withhold_truth, "reply": v, "accuracy": accuracy}));
                 continue;
             }
             println!("\nQ{} [{}] {}", i + 1, q.category, q.stem);
@@ -186,7 +200,14 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             if !q.choices.is_empty() {
                 println!("  option:   {}", verdict::reading(v["choice"].as_str(), v["lenient_choice"].as_str(), format_ok));
             }
-            println!("  verdict:  {} (truth: {})", verdict::judged(r.accuracy), q.answer);
+            match accuracy {
+                Some(acc) => println!("  verdict:  {} (truth: {})", verdict::judged(acc), q.answer),
+                None => println!(
+                    "  truth:    {} (withheld from the runtime; label episode {} with it)",
+                    q.answer,
+                    v["question_id"].as_str().unwrap_or("?")
+                ),
+            }
             println!(
                 "  nav hint: {} ({})",
                 v["nav_hint"]["action"].as_str().unwrap_or("?"),
@@ -201,12 +222,13 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         }
         drop(status);
         let summary = inproc.stop().await?;
-        let acc = if scored > 0 { right / scored as f64 } else { 0.0 };
+        let acc = (scored > 0).then(|| right / scored as f64);
         let out = serde_json::json!({
             "questions": questions.len(),
-            "answered": scored,
+            "answered": answered,
+            "scored": scored,
             "accuracy": acc,
-            "format_rate": if scored > 0 { fmt as f64 / scored as f64 } else { 0.0 },
+            "format_rate": if answered > 0 { fmt as f64 / answered as f64 } else { 0.0 },
             "consistency_rate": if cons_n > 0 { Some(cons as f64 / cons_n as f64) } else { None },
             "episodes_logged": summary.log_records,
             "log_dir": a.log_dir,
@@ -217,10 +239,10 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             println!("{out}");
         } else {
             println!(
-                "\n{} of {} questions answered; accuracy {:.0}%, format {:.0}%, consistent {}; {} episodes in {} (embodied-r episodes ls --dir {})",
-                scored,
+                "\n{} of {} questions answered; accuracy {}, format {:.0}%, consistent {}; {} episodes in {} (embodied-r episodes ls --dir {})",
+                answered,
                 questions.len(),
-                acc * 100.0,
+                acc.map_or_else(|| "not scored (truth withheld)".into(), |a| format!("{:.0}%", a * 100.0)),
                 out["format_rate"].as_f64().unwrap_or(0.0) * 100.0,
                 out["consistency_rate"].as_f64().map(|c| format!("{:.0}%", c * 100.0)).unwrap_or_else(|| "n/a".into()),
                 summary.log_records,

@@ -1,4 +1,5 @@
-//! `episodes ls|show|export|replay`: reading the runtime's episode log.
+//! `episodes ls|show|label|export|replay`: reading the runtime's episode log, and labelling
+//! its episodes (appending people's answers beside it; the recorded episodes stay untouched).
 
 #![allow(clippy::print_stdout)]
 
@@ -10,7 +11,10 @@ use embodied_r_agent::config::{Config, ConfigLoader};
 use embodied_r_agent::engine::{
     Engine, LmReasoner, RecordedDescriber, load_options, question_from_record, window_from_record,
 };
-use embodied_r_reasoner::episode::{EpisodeRecord, embodied_r_row, find, grpo_row, read_log};
+use embodied_r_reasoner::episode::{
+    EpisodeRecord, LogContents, embodied_r_row, find, grpo_row, lookup, read_log,
+};
+use embodied_r_reasoner::labels::{LABEL_SCHEMA, Label, append_labels, normalize_answer};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,8 +75,12 @@ pub enum EpisodesCommand {
         /// JSON array instead of a table.
         #[arg(long)]
         json: bool,
+        /// Only answered episodes that have no truth yet (neither recorded nor labelled):
+        /// the ones to label.
+        #[arg(long)]
+        unlabelled: bool,
     },
-    /// Prints one episode's record (id or a unique id prefix).
+    /// Prints one episode's record (id or a unique id prefix) with its labels.
     Show {
         /// Episode id.
         id: String,
@@ -80,7 +88,30 @@ pub enum EpisodesCommand {
         #[command(flatten)]
         log: LogArgs,
     },
-    /// Writes episodes with a ground truth in a trainer format.
+    /// Records a person's answer to logged episodes, appended with who and when to
+    /// `labels.jsonl` in the log directory (recorded episodes are never rewritten). One episode:
+    /// `label ID --answer B` (a number for a question without options); many: `label --from
+    /// FILE`, CSV rows `id,answer` (an `id,answer` header is allowed) or JSONL objects
+    /// `{"id": …, "answer": …}`. Every row is checked first; one bad row writes nothing. The
+    /// newest label of an episode is its truth for `ls`, `export` and training.
+    Label {
+        /// Episode id (or a unique id prefix); with `--answer`.
+        #[arg(required_unless_present = "from", requires = "answer")]
+        id: Option<String>,
+        /// The answer: an option letter or option text, or a number.
+        #[arg(long, requires = "id")]
+        answer: Option<String>,
+        /// A CSV or JSONL file of `id,answer` rows.
+        #[arg(long, conflicts_with_all = ["id", "answer"])]
+        from: Option<PathBuf>,
+        /// Who labels (default: the user name from `$USER`).
+        #[arg(long)]
+        by: Option<String>,
+        /// Log location.
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Writes episodes with a ground truth (recorded or labelled) in a trainer format.
     Export {
         /// Format.
         #[arg(long, value_enum)]
@@ -121,20 +152,21 @@ fn accuracy(r: &EpisodeRecord) -> Option<f64> {
 /// Runs an `episodes` subcommand.
 pub fn run(c: &EpisodesCommand) -> Result<()> {
     match c {
-        EpisodesCommand::Ls { log, json } => {
+        EpisodesCommand::Ls {
+            log,
+            json,
+            unlabelled,
+        } => {
             let dir = log.dir()?;
             let contents = read_log(&dir)?;
-            for w in &contents.warnings {
-                eprintln_warn(&format!(
-                    "{} at byte {}: {}",
-                    w.file.display(),
-                    w.offset,
-                    w.what
-                ));
-            }
+            warn_damage(&contents);
+            let shown: Vec<&EpisodeRecord> = contents
+                .records
+                .iter()
+                .filter(|r| !*unlabelled || (r.ground_truth.is_none() && r.error.is_none()))
+                .collect();
             if *json {
-                let rows: Vec<serde_json::Value> = contents
-                    .records
+                let rows: Vec<serde_json::Value> = shown
                     .iter()
                     .map(|r| {
                         let (choice, lenient) = verdict::readings_of(&r.completion, &r.choices);
@@ -148,22 +180,39 @@ pub fn run(c: &EpisodesCommand) -> Result<()> {
                             "format_ok": r.format_ok, "consistent": r.consistent,
                             "nav_hint": r.nav_hint, "frames": r.frames.len(),
                             "model": r.model, "describer": r.describer, "error": r.error,
+                            "truth_source": contents.truth_source(r),
+                            "label": contents.labels.current(&r.id),
                         })
                     })
                     .collect();
                 println!("{}", serde_json::to_string(&rows)?);
             } else {
+                let labelled = contents
+                    .records
+                    .iter()
+                    .filter(|r| contents.labels.current(&r.id).is_some())
+                    .count();
+                let open = contents
+                    .records
+                    .iter()
+                    .filter(|r| r.ground_truth.is_none() && r.error.is_none())
+                    .count();
                 println!(
-                    "{} episodes in {} (option and verdict by the strict rule: the <answer> \
-                     block; \"(c)\": no answer block, a lenient reading, not scored)",
+                    "{} episodes in {} ({labelled} labelled by people, {open} answered without \
+                     a truth{}; option and verdict by the strict rule: the <answer> block; \
+                     \"(c)\": no answer block, a lenient reading, not scored)",
                     contents.records.len(),
-                    dir.display()
+                    dir.display(),
+                    if *unlabelled { ", listed below" } else { "" },
                 );
-                for r in &contents.records {
+                for r in shown {
                     let (choice, lenient) = verdict::readings_of(&r.completion, &r.choices);
                     let judged = match (accuracy(r), &r.error) {
                         (_, Some(e)) => format!("error: {}", one_line(e, 40)),
-                        (Some(a), _) => verdict::word(a),
+                        (Some(a), _) => match contents.labels.current(&r.id) {
+                            Some(l) => format!("{} (label by {})", verdict::word(a), l.by),
+                            None => verdict::word(a),
+                        },
                         (None, _) => "-".into(),
                     };
                     let option = match (&choice, &lenient) {
@@ -185,13 +234,49 @@ pub fn run(c: &EpisodesCommand) -> Result<()> {
             Ok(())
         }
         EpisodesCommand::Show { id, log } => {
-            let r = find(&log.dir()?, id)?;
-            println!("{}", serde_json::to_string_pretty(&r)?);
+            let dir = log.dir()?;
+            let contents = read_log(&dir)?;
+            let r = match lookup(&contents.records, id) {
+                Some(i) => &contents.records[i],
+                // The reader's own error, which names the log and its size.
+                None => {
+                    return Err(find(&dir, id).err().map_or_else(
+                        || anyhow::anyhow!("no episode `{id}` in {}", dir.display()),
+                        anyhow::Error::from,
+                    ));
+                }
+            };
+            let mut v = serde_json::to_value(r)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "truth_source".into(),
+                    serde_json::to_value(contents.truth_source(r))?,
+                );
+                o.insert(
+                    "labels".into(),
+                    serde_json::to_value(contents.labels.by_episode.get(&r.id))?,
+                );
+            }
+            println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
         }
+        EpisodesCommand::Label {
+            id,
+            answer,
+            from,
+            by,
+            log,
+        } => label(
+            id.as_deref(),
+            answer.as_deref(),
+            from.as_deref(),
+            by.as_deref(),
+            log,
+        ),
         EpisodesCommand::Export { format, out, log } => {
             let dir = log.dir()?;
             let contents = read_log(&dir)?;
+            warn_damage(&contents);
             let (rows, skipped): (Vec<_>, Vec<_>) = contents
                 .records
                 .iter()
@@ -221,8 +306,15 @@ pub fn run(c: &EpisodesCommand) -> Result<()> {
                 None => std::io::stdout().write_all(text.as_bytes())?,
             }
             eprintln_warn(&format!(
-                "exported {} episodes; {} without a ground truth were left out",
+                "exported {} episodes ({} of them with a label given by a person); {} without \
+                 a truth (recorded or labelled) were left out: `episodes ls --unlabelled` lists \
+                 the answered ones to label",
                 rows.len(),
+                contents
+                    .records
+                    .iter()
+                    .filter(|r| contents.labels.current(&r.id).is_some())
+                    .count(),
                 skipped.len()
             ));
             Ok(())
@@ -301,6 +393,239 @@ pub fn run(c: &EpisodesCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Reports damaged lines of the log's segments and label file, and labels naming no episode.
+fn warn_damage(contents: &LogContents) {
+    for w in &contents.warnings {
+        eprintln_warn(&format!(
+            "{} at byte {}: {}",
+            w.file.display(),
+            w.offset,
+            w.what
+        ));
+    }
+    if contents.orphan_labels > 0 {
+        eprintln_warn(&format!(
+            "{} labelled episodes are not in the log (their segment was rotated away?); their labels are kept but unused",
+            contents.orphan_labels
+        ));
+    }
+}
+
+/// One `id,answer` row of a bulk label file, with its line number.
+#[derive(Debug, PartialEq)]
+struct LabelRow {
+    line: usize,
+    id: String,
+    answer: String,
+}
+
+/// Reads a bulk label file: JSONL (`{"id": …, "answer": …}` per line; `.jsonl`/`.json`, or
+/// text starting with `{`) or CSV (`id,answer` rows, an optional `id,answer` header).
+fn label_rows(path: &std::path::Path) -> Result<Vec<LabelRow>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading labels from {}", path.display()))?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let jsonl = ext == "jsonl" || ext == "json" || text.trim_start().starts_with('{');
+    let name = path.display();
+    let mut rows = Vec::new();
+    if jsonl {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Row {
+            id: String,
+            answer: serde_json::Value,
+        }
+        for (i, l) in text.lines().enumerate() {
+            if l.trim().is_empty() {
+                continue;
+            }
+            let r: Row = serde_json::from_str(l).with_context(|| {
+                format!(
+                    "{name} line {}: expected {{\"id\": \"…\", \"answer\": \"B\" or a number}}",
+                    i + 1
+                )
+            })?;
+            let answer = match r.answer {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                other => bail!(
+                    "{name} line {}: answer {other} is neither a string nor a number",
+                    i + 1
+                ),
+            };
+            rows.push(LabelRow {
+                line: i + 1,
+                id: r.id,
+                answer,
+            });
+        }
+    } else {
+        let mut rd = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        for rec in rd.records() {
+            let rec = rec.with_context(|| format!("{name}: not CSV"))?;
+            let line = rec.position().map_or(0, |p| p.line() as usize);
+            if rec.len() == 1 && rec[0].is_empty() {
+                continue;
+            }
+            if rec.len() != 2 {
+                bail!(
+                    "{name} line {line}: {} fields; expected two, `id,answer`",
+                    rec.len()
+                );
+            }
+            if rows.is_empty()
+                && rec[0].eq_ignore_ascii_case("id")
+                && rec[1].eq_ignore_ascii_case("answer")
+            {
+                continue;
+            }
+            rows.push(LabelRow {
+                line,
+                id: rec[0].to_string(),
+                answer: rec[1].to_string(),
+            });
+        }
+    }
+    if rows.is_empty() {
+        bail!("{name} holds no labels; expected `id,answer` rows (CSV) or JSONL objects");
+    }
+    Ok(rows)
+}
+
+/// `episodes label`: validates every row against its episode, then appends them all at once.
+fn label(
+    id: Option<&str>,
+    answer: Option<&str>,
+    from: Option<&std::path::Path>,
+    by: Option<&str>,
+    log: &LogArgs,
+) -> Result<()> {
+    let dir = log.dir()?;
+    let contents = read_log(&dir)?;
+    warn_damage(&contents);
+    let (rows, source) = match (id, answer, from) {
+        (Some(id), Some(answer), None) => (
+            vec![LabelRow {
+                line: 0,
+                id: id.to_string(),
+                answer: answer.to_string(),
+            }],
+            "cli".to_string(),
+        ),
+        (None, None, Some(f)) => (
+            label_rows(f)?,
+            format!(
+                "file:{}",
+                f.file_name().map_or_else(
+                    || f.display().to_string(),
+                    |n| n.to_string_lossy().into_owned()
+                )
+            ),
+        ),
+        _ => bail!("give `ID --answer X` or `--from FILE`"),
+    };
+    let by = match by {
+        Some(b) if !b.trim().is_empty() => b.trim().to_string(),
+        Some(_) => bail!("--by is empty; expected who labels"),
+        None => std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into()),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let at = |r: &LabelRow| match from {
+        Some(f) => format!("{} line {}: ", f.display(), r.line),
+        None => String::new(),
+    };
+    let mut problems = Vec::new();
+    let mut labels: Vec<Label> = Vec::new();
+    let mut first_line: std::collections::HashMap<String, usize> = Default::default();
+    for row in &rows {
+        let Some(i) = lookup(&contents.records, &row.id) else {
+            problems.push(format!(
+                "{}no episode `{}` in {} ({} episodes there; ids are shown by `episodes ls`)",
+                at(row),
+                row.id,
+                dir.display(),
+                contents.records.len()
+            ));
+            continue;
+        };
+        let r = &contents.records[i];
+        if let Some(first) = first_line.insert(r.id.clone(), row.line) {
+            problems.push(format!(
+                "{}episode {} is labelled twice in one file (first on line {first})",
+                at(row),
+                r.id
+            ));
+            continue;
+        }
+        match normalize_answer(r, &row.answer) {
+            Ok(answer) => labels.push(Label {
+                schema: LABEL_SCHEMA,
+                episode: r.id.clone(),
+                answer,
+                by: by.clone(),
+                time_unix: now,
+                source: source.clone(),
+            }),
+            Err(e) => problems.push(format!("{}{e}", at(row))),
+        }
+    }
+    if !problems.is_empty() {
+        let n = problems.len();
+        let shown: Vec<&str> = problems.iter().take(20).map(String::as_str).collect();
+        bail!(
+            "{n} of {} labels are invalid; nothing was written:\n  {}{}",
+            rows.len(),
+            shown.join("\n  "),
+            if n > 20 { "\n  …" } else { "" }
+        );
+    }
+    append_labels(&dir, &labels)?;
+    let relabelled = labels
+        .iter()
+        .filter(|l| contents.labels.current(&l.episode).is_some())
+        .count();
+    let overrides = labels
+        .iter()
+        .filter(|l| {
+            contents.labels.current(&l.episode).is_none()
+                && contents
+                    .records
+                    .iter()
+                    .any(|r| r.id == l.episode && r.ground_truth.is_some())
+        })
+        .count();
+    for l in labels.iter().take(if from.is_some() { 0 } else { 1 }) {
+        println!("{} = {} (by {})", l.episode, l.answer, l.by);
+    }
+    println!(
+        "labelled {} episodes in {} by {by}{}{}",
+        labels.len(),
+        dir.join(embodied_r_reasoner::labels::LABELS_FILE).display(),
+        if relabelled > 0 {
+            format!("; {relabelled} relabelled (earlier labels kept as history)")
+        } else {
+            String::new()
+        },
+        if overrides > 0 {
+            format!("; {overrides} override the truth recorded with the question")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }
 
 #[allow(clippy::print_stderr)]

@@ -307,6 +307,10 @@ pub struct AskArgs {
     /// process's zenoh session id.
     #[arg(long)]
     pub client: Option<String>,
+    /// The gold answer, when the operator knows it (an option letter or text, or a number for
+    /// a question without options): recorded with the episode, which then trains as labelled.
+    #[arg(long)]
+    pub truth: Option<String>,
     /// Network.
     #[command(flatten)]
     pub net: NetArgs,
@@ -443,12 +447,18 @@ pub(crate) fn reply_timeout(secs: f64) -> Result<Duration> {
 /// `ask`.
 pub fn ask_cmd(a: &AskArgs) -> Result<()> {
     let choices = parse_choices(&a.choices)?;
+    // Checked here too, so a typo is named before anything is sent.
+    let ground_truth = a
+        .truth
+        .as_deref()
+        .map(|t| embodied_r_reasoner::labels::normalize_truth("--truth", &choices, t))
+        .transpose()?;
     let request = AskRequest {
         question: a.question.clone(),
         choices: (!choices.is_empty()).then_some(choices),
         window: Some(parse_window(&a.window)?),
         deadline_ms: a.deadline_ms,
-        ground_truth: None,
+        ground_truth,
         category: None,
         client: None,
     };

@@ -117,6 +117,8 @@ async fn answers_over_zenoh_logs_episodes_replays_and_shuts_down_cleanly() {
             "A=yes",
             "--choice",
             "B=no",
+            "--truth",
+            "no",
         ],
         &[],
     );
@@ -143,6 +145,11 @@ async fn answers_over_zenoh_logs_episodes_replays_and_shuts_down_cleanly() {
             br#"{"question":"q","deadline_ms":1}"#,
             "deadline_unmeetable",
             "deadline_ms",
+        ),
+        (
+            br#"{"question":"q","choices":["a","b"],"ground_truth":"E"}"#,
+            "bad_request",
+            "`E` is not one of its 2 options",
         ),
     ] {
         let v = ask_raw(&s, key, payload.to_vec(), Duration::from_secs(30))
@@ -173,6 +180,10 @@ async fn answers_over_zenoh_logs_episodes_replays_and_shuts_down_cleanly() {
     let eps: Value = serde_json::from_str(out.trim()).unwrap();
     let eps = eps.as_array().unwrap();
     assert_eq!(eps.len(), 3, "{eps:?}");
+    // `ask --truth no` recorded the option's letter as the episode's truth.
+    assert_eq!(eps[2]["ground_truth"], "B", "{:?}", eps[2]);
+    assert_eq!(eps[2]["truth_source"], "recorded", "{:?}", eps[2]);
+    assert!(eps[0]["truth_source"].is_null(), "{:?}", eps[0]);
     let id = eps[0]["id"].as_str().unwrap().to_string();
     assert_eq!(id, first["question_id"].as_str().unwrap());
     let (code, out, err) = run(

@@ -12,7 +12,7 @@ use embodied_r_agent::engine::{
     Engine, LmReasoner, RecordedDescriber, load_options, question_from_record, window_from_record,
 };
 use embodied_r_reasoner::episode::{
-    EpisodeRecord, LogContents, embodied_r_row, find, grpo_row, lookup, read_log,
+    EpisodeError, EpisodeRecord, LogContents, embodied_r_row, find, grpo_row, lookup, read_log,
 };
 use embodied_r_reasoner::labels::{LABEL_SCHEMA, Label, append_labels, normalize_answer};
 use std::io::Write;
@@ -236,16 +236,15 @@ pub fn run(c: &EpisodesCommand) -> Result<()> {
         EpisodesCommand::Show { id, log } => {
             let dir = log.dir()?;
             let contents = read_log(&dir)?;
-            let r = match lookup(&contents.records, id) {
-                Some(i) => &contents.records[i],
-                // The reader's own error, which names the log and its size.
-                None => {
-                    return Err(find(&dir, id).err().map_or_else(
-                        || anyhow::anyhow!("no episode `{id}` in {}", dir.display()),
-                        anyhow::Error::from,
-                    ));
+            let Some(i) = lookup(&contents.records, id) else {
+                return Err(EpisodeError::NotFound {
+                    id: id.clone(),
+                    dir,
+                    count: contents.records.len(),
                 }
+                .into());
             };
+            let r = &contents.records[i];
             let mut v = serde_json::to_value(r)?;
             if let Some(o) = v.as_object_mut() {
                 o.insert(
@@ -597,17 +596,18 @@ fn label(
         .iter()
         .filter(|l| contents.labels.current(&l.episode).is_some())
         .count();
+    // A record without an earlier label that has a truth had it recorded with the question.
+    let recorded: std::collections::HashSet<&str> = contents
+        .records
+        .iter()
+        .filter(|r| r.ground_truth.is_some() && contents.labels.current(&r.id).is_none())
+        .map(|r| r.id.as_str())
+        .collect();
     let overrides = labels
         .iter()
-        .filter(|l| {
-            contents.labels.current(&l.episode).is_none()
-                && contents
-                    .records
-                    .iter()
-                    .any(|r| r.id == l.episode && r.ground_truth.is_some())
-        })
+        .filter(|l| recorded.contains(l.episode.as_str()))
         .count();
-    for l in labels.iter().take(if from.is_some() { 0 } else { 1 }) {
+    if let (None, Some(l)) = (from, labels.first()) {
         println!("{} = {} (by {})", l.episode, l.answer, l.by);
     }
     println!(

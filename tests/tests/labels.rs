@@ -21,6 +21,33 @@ fn ls(log: &Path, extra: &[&str]) -> Vec<Value> {
         .clone()
 }
 
+/// `episodes label ID --answer ANSWER --by BY` on `log`.
+fn label(log: &str, id: &str, answer: &str, by: &str) -> (i32, String, String) {
+    run(
+        &[
+            "episodes", "label", id, "--answer", answer, "--by", by, "--dir", log,
+        ],
+        &[],
+    )
+}
+
+/// `episodes label --from FILE --by BY` on `log`.
+fn label_from(log: &str, file: &Path, by: &str) -> (i32, String, String) {
+    run(
+        &[
+            "episodes",
+            "label",
+            "--from",
+            file.to_str().unwrap(),
+            "--by",
+            by,
+            "--dir",
+            log,
+        ],
+        &[],
+    )
+}
+
 fn segments(log: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<_> = std::fs::read_dir(log)
         .unwrap()
@@ -93,51 +120,16 @@ fn operators_label_unlabelled_episodes_and_the_labels_reach_training_data() {
     }
 
     // Refused, and nothing written: an unknown id, an answer outside the options.
-    let (code, _, err) = run(
-        &[
-            "episodes",
-            "label",
-            "no-such-episode",
-            "--answer",
-            "A",
-            "--dir",
-            logs,
-        ],
-        &[],
-    );
+    let (code, _, err) = label(logs, "no-such-episode", "A", "ann");
     assert_ne!(code, 0);
     assert!(err.contains("no episode `no-such-episode`"), "{err}");
-    let (code, _, err) = run(
-        &[
-            "episodes",
-            "label",
-            &truths[0].0,
-            "--answer",
-            "Z",
-            "--dir",
-            logs,
-        ],
-        &[],
-    );
+    let (code, _, err) = label(logs, &truths[0].0, "Z", "ann");
     assert_ne!(code, 0);
     assert!(err.contains("`Z` is not"), "{err}");
     assert!(!log.join("labels.jsonl").exists(), "a refused label wrote");
 
     // One on the command line.
-    let (code, out, err) = run(
-        &[
-            "episodes",
-            "label",
-            &truths[0].0,
-            "--answer",
-            &truths[0].1,
-            "--by",
-            "ann",
-            "--dir",
-            logs,
-        ],
-        &[],
-    );
+    let (code, out, err) = label(logs, &truths[0].0, &truths[0].1, "ann");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("labelled 1 episodes"), "{out}");
 
@@ -151,13 +143,7 @@ fn operators_label_unlabelled_episodes_and_the_labels_reach_training_data() {
         ),
     )
     .unwrap();
-    let csvs = csv.to_str().unwrap();
-    let (code, _, err) = run(
-        &[
-            "episodes", "label", "--from", csvs, "--by", "bob", "--dir", logs,
-        ],
-        &[],
-    );
+    let (code, _, err) = label_from(logs, &csv, "bob");
     assert_ne!(code, 0);
     assert!(
         err.contains("line 3") && err.contains("nothing was written"),
@@ -172,12 +158,7 @@ fn operators_label_unlabelled_episodes_and_the_labels_reach_training_data() {
         ),
     )
     .unwrap();
-    let (code, out, err) = run(
-        &[
-            "episodes", "label", "--from", csvs, "--by", "bob", "--dir", logs,
-        ],
-        &[],
-    );
+    let (code, out, err) = label_from(logs, &csv, "bob");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("labelled 2 episodes"), "{out}");
 
@@ -194,20 +175,7 @@ fn operators_label_unlabelled_episodes_and_the_labels_reach_training_data() {
     }
 
     // A relabel keeps the history; the newest is the truth.
-    let (code, _, err) = run(
-        &[
-            "episodes",
-            "label",
-            &truths[0].0,
-            "--answer",
-            &truths[0].1,
-            "--by",
-            "carl",
-            "--dir",
-            logs,
-        ],
-        &[],
-    );
+    let (code, _, err) = label(logs, &truths[0].0, &truths[0].1, "carl");
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = run(&["episodes", "show", &truths[0].0, "--dir", logs], &[]);
     assert_eq!(code, 0, "{err}");

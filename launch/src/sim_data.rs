@@ -47,9 +47,13 @@ pub fn with_rules_traces(examples: Vec<Example>) -> (Vec<Example>, TraceCounts) 
         let stem = q.split("\nChoices:").next().unwrap_or(q);
         let r = embodied_r_sim::reading::answer(&ex.category, &ex.user, stem, &ex.choices);
         let text = r.completion();
+        // Simulator examples always carry their truth; one without cannot check a trace.
+        let Some(gold) = ex.solution.as_deref() else {
+            continue;
+        };
         let s = embodied_r_reasoner::reward::score(
             &text,
-            &ex.solution,
+            gold,
             &ex.choices,
             embodied_r_reasoner::reward::Extraction::Strict,
         );
@@ -192,9 +196,10 @@ pub fn sim_examples(split: &Path, writer: &VideoDescriber) -> Result<Vec<Example
                 category: r.question_category.clone(),
                 system: SYSTEM_PROMPT.to_string(),
                 user: user_message(&assemble(&descs), stem),
-                solution: answer,
+                solution: Some(answer),
                 choices: parse_choices(question),
                 target: None,
+                withheld: None,
             });
         }
     }

@@ -182,10 +182,14 @@ fn train_on<B: Backend>(cfg: TrainConfig, args: &RunArgs) -> Result<()> {
             examples.extend(ex);
             continue;
         }
-        let (ex, report) = data::load(p).with_context(|| format!("loading {}", p.display()))?;
+        // Episodes nobody labelled are kept when GRPO may label them by majority vote.
+        let keep_unlabelled = cfg.mode == Mode::Grpo && cfg.reward.labels.majority();
+        let (ex, report) = data::load_with(p, keep_unlabelled)
+            .with_context(|| format!("loading {}", p.display()))?;
         tracing::info!(
             path = %p.display(),
             examples = ex.len(),
+            unlabelled = report.unlabelled,
             skipped = report.skipped,
             warnings = report.warnings.len(),
             "training data"

@@ -324,6 +324,100 @@ pub fn answer_rewards(
     }
 }
 
+/// The answer a completion gives, read strictly (the `<answer>` block only): an option letter
+/// when the question lists options, else the number the answer states, written in its shortest
+/// exact form (`3`, `2.5`) so equal values compare equal as text. `None` when it gives none.
+pub fn read_answer(completion: &str, choices: &[String]) -> Option<String> {
+    let answer = parse_completion(completion).answer?;
+    if choices.is_empty() {
+        first_number(&answer)
+            .filter(|x| x.is_finite())
+            .map(|x| format!("{x}"))
+    } else {
+        choice_letter(&answer, choices).map(|c| c.to_string())
+    }
+}
+
+/// A pseudo-label from the votes of one group of completions (test-time RL's majority vote).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vote {
+    /// The most frequent answer; `None` when no completion gave one or the top is tied.
+    pub winner: Option<String>,
+    /// The winner's votes over all completions of the group, abstentions included (0 when none).
+    pub share: f64,
+}
+
+impl Vote {
+    /// The label the vote gives when its share reaches `min_share`.
+    pub fn label(&self, min_share: f64) -> Option<&str> {
+        self.winner.as_deref().filter(|_| self.share >= min_share)
+    }
+}
+
+/// Counts the answers of a group (`None` = the completion gave no readable answer). A tie at
+/// the top gives no winner: an arbitrary pick would be a coin toss presented as a label.
+pub fn majority_vote(answers: &[Option<String>]) -> Vote {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for a in answers.iter().flatten() {
+        match counts.iter_mut().find(|(k, _)| *k == a.as_str()) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((a.as_str(), 1)),
+        }
+    }
+    let top = counts.iter().map(|&(_, n)| n).max().unwrap_or(0);
+    let mut at_top = counts.iter().filter(|&&(_, n)| n == top);
+    let winner = match (at_top.next(), at_top.next()) {
+        (Some(&(k, _)), None) => Some(k.to_string()),
+        _ => None,
+    };
+    Vote {
+        share: if winner.is_some() {
+            top as f64 / answers.len().max(1) as f64
+        } else {
+            0.0
+        },
+        winner,
+    }
+}
+
+/// The rewards of a completion whose question has no label (nobody gave one and the group's
+/// vote did not reach its threshold): format as always, accuracy 0 for every completion (so it
+/// moves no advantage), and, with a judge, consistency between the think and the completion's
+/// *own* answer — the one check that needs no truth.
+pub fn unlabelled_rewards(
+    completion: &str,
+    choices: &[String],
+    question: &str,
+    judge: Option<&dyn ConsistencyJudge>,
+) -> Result<Rewards, String> {
+    let parsed = parse_completion(completion);
+    let own = parsed
+        .answer
+        .as_deref()
+        .and_then(|a| choice_letter(a, choices));
+    let consistency = match judge {
+        None => None,
+        Some(_) if choices.is_empty() => None,
+        Some(j) => match (own, parsed.think.as_deref()) {
+            (Some(c), Some(think)) => {
+                let reply = j
+                    .reply(question, think)
+                    .map_err(|e| format!("consistency judge {}: {e}", j.name()))?;
+                let implied = reference_normalize(&reply);
+                Some(f64::from(u8::from(
+                    implied.len() == 1 && implied.starts_with(c),
+                )))
+            }
+            _ => Some(0.0),
+        },
+    };
+    Ok(Rewards {
+        format: f64::from(u8::from(parsed.format_ok)),
+        accuracy: 0.0,
+        consistency,
+    })
+}
+
 /// Decides which option a think text implies, without seeing the answer (spec §4.3).
 pub trait ConsistencyJudge {
     /// The judge's name, for logs and reports.
@@ -373,6 +467,59 @@ pub fn rewards(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn votes(v: &[Option<&str>]) -> Vec<Option<String>> {
+        v.iter().map(|a| a.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn the_vote_counts_abstentions_and_refuses_ties() {
+        let v = majority_vote(&votes(&[Some("B"), Some("B"), None, Some("A")]));
+        assert_eq!(v.winner.as_deref(), Some("B"));
+        assert!((v.share - 0.5).abs() < 1e-12);
+        assert_eq!(v.label(0.5), Some("B"));
+        assert_eq!(v.label(0.6), None);
+        let tie = majority_vote(&votes(&[Some("A"), Some("B"), None]));
+        assert_eq!(tie.winner, None);
+        assert_eq!(tie.label(0.0), None);
+        assert_eq!(majority_vote(&votes(&[None, None])).winner, None);
+        assert_eq!(majority_vote(&[]).winner, None);
+    }
+
+    #[test]
+    fn answers_are_read_strictly_as_letters_or_numbers() {
+        let ch = vec!["left".to_string(), "right".to_string()];
+        assert_eq!(
+            read_answer("<think>x</think><answer>right</answer>", &ch).as_deref(),
+            Some("B")
+        );
+        // The think text is not read; no answer block, no answer.
+        assert_eq!(read_answer("<think>A</think>", &ch), None);
+        assert_eq!(
+            read_answer("<think>x</think><answer>about 3.0 m</answer>", &[]).as_deref(),
+            Some("3")
+        );
+        assert_eq!(read_answer("<answer>none</answer>", &[]), None);
+    }
+
+    #[test]
+    fn unlabelled_rewards_judge_the_completion_against_itself() {
+        let ch = vec!["left".to_string(), "right".to_string()];
+        let c = "<think>it is on the right</think><answer>B</answer>";
+        let r = unlabelled_rewards(c, &ch, "Question: q", Some(&Says("B"))).unwrap();
+        assert_eq!((r.format, r.accuracy, r.consistency), (1.0, 0.0, Some(1.0)));
+        let r = unlabelled_rewards(c, &ch, "Question: q", Some(&Says("A"))).unwrap();
+        assert_eq!(r.consistency, Some(0.0));
+        let r =
+            unlabelled_rewards("<answer>B</answer>", &ch, "Question: q", Some(&Says("B"))).unwrap();
+        assert_eq!((r.format, r.consistency), (0.0, Some(0.0)));
+        assert_eq!(
+            unlabelled_rewards(c, &ch, "Question: q", None)
+                .unwrap()
+                .consistency,
+            None
+        );
+    }
 
     #[test]
     fn reference_normaliser_reproduces_the_spec_quirks() {

@@ -194,6 +194,104 @@ fn trains_writes_metrics_and_resumes_exactly() {
     }
 }
 
+/// A runtime-style episode log: `labelled` of the `n` episodes carry a truth.
+fn episode_log(dir: &Path, n: usize, labelled: usize) -> std::path::PathBuf {
+    let log = dir.join("episodes");
+    std::fs::create_dir_all(&log).unwrap();
+    let mut lines = String::new();
+    for i in 0..n {
+        let mut r = embodied_r_reasoner::episode::EpisodeRecord::new(
+            format!("ep{i}"),
+            "bot",
+            "Where is the tower?",
+        );
+        r.system = "Answer.".into();
+        r.user = format!(
+            "Frame {i}: a tower.\nQuestion: Where is the tower?\nChoices:\nA. left\nB. right"
+        );
+        r.choices = vec!["left".into(), "right".into()];
+        r.ground_truth = (i < labelled).then(|| "A".to_string());
+        lines.push_str(&serde_json::to_string(&r).unwrap());
+        lines.push('\n');
+    }
+    std::fs::write(log.join("episodes-000001.jsonl"), lines).unwrap();
+    log
+}
+
+#[test]
+fn trains_on_episodes_nobody_labelled_by_majority_vote() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = episode_log(dir.path(), 3, 1);
+    let cfg = write_config(
+        dir.path(),
+        "labels = \"gold+majority\"\nmajority_min_share = 0.25",
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            dir.path().join("rows.json").to_str().unwrap(),
+            log.to_str().unwrap(),
+        )
+        .replace(
+            "prompts_per_step = 2",
+            "prompts_per_step = 3\ndynamic_sampling = false",
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.path().join("run");
+    let (code, _, err) = run(
+        &[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--steps",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let m: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    // One pass over the shuffled log: the labelled episode by its gold, the two others by a
+    // vote or, where the random model's group agrees on nothing, by none.
+    assert_eq!(m["groups_gold"], 1, "{m}");
+    assert_eq!(
+        m["groups_majority"].as_u64().unwrap() + m["groups_unlabelled"].as_u64().unwrap(),
+        2,
+        "{m}"
+    );
+    let samples = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
+    for l in samples.lines() {
+        let s: serde_json::Value = serde_json::from_str(l).unwrap();
+        let kind = s["label"].as_str().unwrap();
+        assert!(["gold", "majority", "none"].contains(&kind), "{s}");
+        assert_eq!(s["solution"].is_null(), kind == "none", "{s}");
+    }
+
+    // Gold only, over a log nobody labelled: a named error that says what to do.
+    let none = episode_log(&dir.path().join("none"), 2, 0);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(log.to_str().unwrap(), none.to_str().unwrap())
+        .replace("labels = \"gold+majority\"", "labels = \"gold\"");
+    std::fs::write(&cfg, text).unwrap();
+    let (code, _, err) = run(&["train", "--config", cfg.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no usable examples") && err.contains("majority"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_training_configs_are_named() {
     let dir = tempfile::tempdir().unwrap();

@@ -23,13 +23,19 @@ pub struct Example {
     pub system: String,
     /// The user message (video text + question).
     pub user: String,
-    /// The gold answer: an option letter, or a number.
-    pub solution: String,
+    /// The gold answer (an option letter, or a number), or `None` for an episode nobody
+    /// labelled: GRPO can still train on it with `reward.labels = "majority"` or
+    /// `"gold+majority"`; evaluation and supervised fine-tuning refuse it.
+    pub solution: Option<String>,
     /// Option texts, when the question lists them (`A. …` lines after `Choices:`).
     pub choices: Vec<String>,
     /// The completion to imitate in supervised fine-tuning: a GRPO JSONL row's assistant
     /// message after the user's, or a trace the simulator wrote. GRPO ignores it.
     pub target: Option<String>,
+    /// A gold answer the trainer withheld from itself (`reward.gold_fraction`, or
+    /// `reward.labels = "majority"`): never in a reward, only to audit how often majority votes
+    /// are right, in the metrics, where the truth is known (the simulator).
+    pub withheld: Option<String>,
 }
 
 impl Example {
@@ -39,6 +45,18 @@ impl Example {
             ChatMessage::new("system", self.system.clone()),
             ChatMessage::new("user", self.user.clone()),
         ]
+    }
+
+    /// The gold answer, or an error naming the example for the uses that need one (scoring an
+    /// evaluation, keeping a trace).
+    pub fn gold(&self) -> Result<&str> {
+        self.solution.as_deref().ok_or_else(|| {
+            TrainError::Data(format!(
+                "example `{}` has no gold answer (an unlabelled episode); label it with \
+                 `embodied-r episodes label` or leave it to GRPO's majority labels",
+                self.id
+            ))
+        })
     }
 
     /// The question part the consistency judge sees (spec §4.3 step 3).
@@ -161,8 +179,9 @@ fn from_grpo(row: GrpoRow, at: &str, index: usize) -> Result<Example> {
         choices: parse_choices(&user),
         system,
         user,
-        solution: solution.to_ascii_uppercase(),
+        solution: Some(solution.to_ascii_uppercase()),
         target,
+        withheld: None,
     })
 }
 
@@ -184,13 +203,18 @@ fn from_embodied(row: EmbodiedRow, at: &str, index: usize) -> Result<Example> {
         choices: parse_choices(&user),
         system: SYSTEM_PROMPT.to_string(),
         user,
-        solution: solution.to_ascii_uppercase(),
+        solution: Some(solution.to_ascii_uppercase()),
         target: None,
+        withheld: None,
     })
 }
 
-fn from_episode(r: &EpisodeRecord) -> Option<Example> {
-    let solution = r.ground_truth.as_ref()?.trim().to_string();
+fn from_episode(r: &EpisodeRecord, keep_unlabelled: bool) -> Option<Example> {
+    let solution = match &r.ground_truth {
+        Some(t) => Some(t.trim().to_ascii_uppercase()),
+        None if keep_unlabelled => None,
+        None => return None,
+    };
     if r.error.is_some() || r.user.is_empty() {
         return None;
     }
@@ -199,9 +223,10 @@ fn from_episode(r: &EpisodeRecord) -> Option<Example> {
         category: r.category.clone().unwrap_or_else(|| "robot".into()),
         system: r.system.clone(),
         user: r.user.clone(),
-        solution: solution.to_ascii_uppercase(),
+        solution,
         choices: r.choices.clone(),
         target: None,
+        withheld: None,
     })
 }
 
@@ -210,8 +235,11 @@ fn from_episode(r: &EpisodeRecord) -> Option<Example> {
 pub struct LoadReport {
     /// Files read.
     pub files: Vec<PathBuf>,
-    /// Records skipped and why (episodes without a ground truth, failed episodes).
+    /// Records skipped: failed episodes, and episodes without a ground truth unless the load
+    /// keeps them.
     pub skipped: usize,
+    /// Examples kept without a gold answer (episodes nobody labelled).
+    pub unlabelled: usize,
     /// Warnings (damaged episode-log tails, with byte offsets).
     pub warnings: Vec<String>,
 }
@@ -219,13 +247,21 @@ pub struct LoadReport {
 /// Loads examples from a file or directory: a directory holding `episodes-*.jsonl` segments is
 /// an episode log; `*.jsonl` is GRPO JSONL; `*.json` is an array of Embodied-R rows (or of GRPO
 /// rows). Other directories are searched one level down for such files, in name order.
+/// Episodes nobody labelled are skipped (counted in the report).
 pub fn load(path: &Path) -> Result<(Vec<Example>, LoadReport)> {
+    load_with(path, false)
+}
+
+/// As [`load`]; with `keep_unlabelled`, episodes without a ground truth are kept with
+/// `solution: None` (for GRPO's majority labels) instead of skipped.
+pub fn load_with(path: &Path, keep_unlabelled: bool) -> Result<(Vec<Example>, LoadReport)> {
     let mut report = LoadReport::default();
     let mut out = Vec::new();
-    load_into(path, &mut out, &mut report, 0)?;
+    load_into(path, &mut out, &mut report, 0, keep_unlabelled)?;
     if out.is_empty() {
         return Err(TrainError::Data(format!(
-            "{}: no usable examples (need a ground-truth answer per row; {} skipped)",
+            "{}: no usable examples (need a ground-truth answer per row, or reward.labels = \
+             \"majority\" for unlabelled episodes; {} skipped)",
             path.display(),
             report.skipped
         )));
@@ -238,6 +274,7 @@ fn load_into(
     out: &mut Vec<Example>,
     report: &mut LoadReport,
     depth: usize,
+    keep_unlabelled: bool,
 ) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| TrainError::io(path, e))?;
     if meta.is_dir() {
@@ -251,8 +288,11 @@ fn load_into(
                 report.warnings.push(msg);
             }
             for r in &log.records {
-                match from_episode(r) {
-                    Some(e) => out.push(e),
+                match from_episode(r, keep_unlabelled) {
+                    Some(e) => {
+                        report.unlabelled += usize::from(e.solution.is_none());
+                        out.push(e);
+                    }
                     None => report.skipped += 1,
                 }
             }
@@ -269,7 +309,7 @@ fn load_into(
             .collect();
         entries.sort();
         for e in entries {
-            load_into(&e, out, report, depth + 1)?;
+            load_into(&e, out, report, depth + 1, keep_unlabelled)?;
         }
         return Ok(());
     }
@@ -336,7 +376,7 @@ mod tests {
         )
         .expect("write");
         let (ex, _) = load(&jsonl).expect("grpo");
-        assert_eq!(ex[0].solution, "B");
+        assert_eq!(ex[0].solution.as_deref(), Some("B"));
         assert_eq!(ex[0].system, SYSTEM_PROMPT);
         assert_eq!(ex[0].choices, vec!["x", "y"]);
 
@@ -354,7 +394,7 @@ mod tests {
             ("7", "Landmark Position")
         );
         assert!(ex[0].user.starts_with("Question: q?"), "{}", ex[0].user);
-        assert_eq!(ex[1].solution, "3.5");
+        assert_eq!(ex[1].solution.as_deref(), Some("3.5"));
 
         std::fs::write(&json, r#"[{"question": "q", "answer": "maybe"}]"#).expect("write");
         let e = load(&json).unwrap_err().to_string();
@@ -383,6 +423,13 @@ mod tests {
         let (ex, rep) = load(&log).expect("episodes");
         assert_eq!((ex.len(), rep.skipped), (1, 1));
         assert_eq!((ex[0].id.as_str(), ex[0].system.as_str()), ("ep1", "sys"));
+        // Kept for majority labels, the unlabelled episode has no gold answer and says so.
+        let (all, rep) = load_with(&log, true).expect("episodes");
+        assert_eq!((all.len(), rep.skipped, rep.unlabelled), (2, 0, 1));
+        assert_eq!(all[1].solution, None);
+        let e = all[1].gold().unwrap_err().to_string();
+        assert!(e.contains("`ep2`") && e.contains("no gold answer"), "{e}");
+        assert_eq!(all[0].gold().expect("gold"), "A");
         // The runtime's GRPO export reads back to the same example.
         let row = grpo_row(&r).expect("row");
         std::fs::write(&jsonl, format!("{row}\n")).expect("write");

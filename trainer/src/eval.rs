@@ -236,12 +236,12 @@ impl PriorAnswerer {
         let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for ex in train {
             if ex.choices.is_empty() {
-                if let Ok(v) = ex.solution.trim().parse::<f64>()
+                if let Some(Ok(v)) = ex.solution.as_deref().map(|s| s.trim().parse::<f64>())
                     && v.is_finite()
                 {
                     values.entry(ex.category.clone()).or_default().push(v);
                 }
-            } else if let Some(c) = ex.solution.trim().chars().next() {
+            } else if let Some(c) = ex.solution.as_deref().and_then(|s| s.trim().chars().next()) {
                 *counts
                     .entry((ex.category.clone(), ex.choices.len()))
                     .or_default()
@@ -317,15 +317,10 @@ pub fn evaluate(
             continue;
         }
         let text = answerer.complete(ex)?;
-        let (r, scored) = reward::rewards(
-            &text,
-            &ex.solution,
-            &ex.choices,
-            &ex.question(),
-            extraction,
-            judge,
-        )
-        .map_err(TrainError::Judge)?;
+        let gold = ex.gold()?;
+        let (r, scored) =
+            reward::rewards(&text, gold, &ex.choices, &ex.question(), extraction, judge)
+                .map_err(TrainError::Judge)?;
         let item = ItemResult {
             id: ex.id.clone(),
             category: ex.category.clone(),
@@ -334,7 +329,7 @@ pub fn evaluate(
             // Rated over correct answers only: the judge is consulted only for those.
             consistency: r.consistency.filter(|_| r.accuracy >= 1.0),
             choice: scored.choice,
-            solution: ex.solution.clone(),
+            solution: gold.to_string(),
             completion: text,
         };
         file.push(&item)?;
@@ -384,9 +379,10 @@ mod tests {
             category: cat.into(),
             system: String::new(),
             user: String::new(),
-            solution: solution.into(),
+            solution: Some(solution.into()),
             choices: (0..n).map(|i| format!("o{i}")).collect(),
             target: None,
+            withheld: None,
         }
     }
 

@@ -91,7 +91,7 @@ fn passes(
 ) -> Result<bool> {
     let (r, _) = reward::rewards(
         text,
-        &ex.solution,
+        ex.gold()?,
         &ex.choices,
         &ex.question(),
         Extraction::Strict,
@@ -153,7 +153,7 @@ pub fn rejection_sample(
             rows.push(&Row {
                 id: &ex.id,
                 category: &ex.category,
-                solution: &ex.solution,
+                solution: ex.gold()?,
                 messages: [
                     Msg {
                         role: "system",
@@ -237,8 +237,9 @@ mod tests {
             choices,
             system: "sys".into(),
             user,
-            solution: solution.into(),
+            solution: Some(solution.into()),
             target: None,
+            withheld: None,
         }
     }
 
@@ -297,7 +298,7 @@ mod tests {
             ]
         );
         assert_eq!(rows[0].user, exs[0].user);
-        assert_eq!(rows[0].solution, "B");
+        assert_eq!(rows[0].solution.as_deref(), Some("B"));
 
         // A second run over the same file tries nothing again and reports the same tally.
         let again = script(&[]);

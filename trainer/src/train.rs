@@ -158,10 +158,62 @@ fn default_timeout() -> f64 {
     30.0
 }
 
+/// Where the answer the accuracy reward compares against comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Labels {
+    /// Only gold answers (the truth recorded with the episode, or an operator's label);
+    /// unlabelled episodes are left out.
+    #[default]
+    #[serde(rename = "gold")]
+    Gold,
+    /// Only the group's majority vote (test-time RL): gold answers are ignored, as on a robot
+    /// nobody labels.
+    #[serde(rename = "majority")]
+    Majority,
+    /// The gold answer where there is one, the majority vote elsewhere.
+    #[serde(rename = "gold+majority")]
+    GoldMajority,
+}
+
+impl Labels {
+    /// Whether gold answers are used.
+    pub fn gold(self) -> bool {
+        matches!(self, Labels::Gold | Labels::GoldMajority)
+    }
+
+    /// Whether majority votes are used.
+    pub fn majority(self) -> bool {
+        matches!(self, Labels::Majority | Labels::GoldMajority)
+    }
+}
+
+/// Which label scored a group (in `samples.jsonl`; counted per step in the metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelKind {
+    /// A gold answer.
+    #[default]
+    Gold,
+    /// The group's majority vote.
+    Majority,
+    /// None: the vote did not reach `reward.majority_min_share`, so only format (and, with a
+    /// judge, self-consistency) rewards counted.
+    None,
+}
+
 /// The reward settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RewardConfig {
+    /// `gold`, `majority` or `gold+majority` (see [`Labels`]).
+    pub labels: Labels,
+    /// A majority vote becomes a group's label when the winner's share of the G completions
+    /// (abstentions counted) reaches this; below it the group has no label.
+    pub majority_min_share: f64,
+    /// For measuring what unlabelled training recovers where the truth is known (the
+    /// simulator): the share of gold-labelled examples whose gold answer the trainer may use,
+    /// chosen with the run's seed; the others are treated as unlabelled. 1 = all.
+    pub gold_fraction: f64,
     /// `strict` (the `<answer>` block only) or `reference` (the method's normaliser).
     pub extraction: Extraction,
     /// `fixed` (use `weights`), `staged` (the paper's three stages over the run) or `custom`
@@ -178,6 +230,9 @@ pub struct RewardConfig {
 impl Default for RewardConfig {
     fn default() -> Self {
         RewardConfig {
+            labels: Labels::Gold,
+            majority_min_share: 0.5,
+            gold_fraction: 1.0,
             extraction: Extraction::Strict,
             schedule: "fixed".into(),
             weights: RewardWeights::default(),
@@ -366,6 +421,29 @@ impl TrainConfig {
             return bad("sft.max_completion_tokens", "0".into(), "at least 1");
         }
         let sched = self.reward.schedule(self.steps)?;
+        let r = &self.reward;
+        if !(r.majority_min_share > 0.0 && r.majority_min_share <= 1.0) {
+            return bad(
+                "reward.majority_min_share",
+                r.majority_min_share.to_string(),
+                "a share in (0, 1]",
+            );
+        }
+        if !(0.0..=1.0).contains(&r.gold_fraction) {
+            return bad(
+                "reward.gold_fraction",
+                r.gold_fraction.to_string(),
+                "a share in [0, 1]",
+            );
+        }
+        if r.labels == Labels::Gold && r.gold_fraction == 0.0 {
+            return bad(
+                "reward.gold_fraction",
+                "0".into(),
+                "more than 0 with reward.labels = \"gold\" (nothing would be labelled); use \
+                 \"majority\" or \"gold+majority\"",
+            );
+        }
         if self.mode == Mode::Sft {
             return Ok(());
         }
@@ -382,9 +460,73 @@ impl TrainConfig {
     }
 }
 
+/// The examples as GRPO may see them under `reward.labels` and `reward.gold_fraction`: gold
+/// answers hidden where votes alone are asked for or beyond the gold share (a seeded choice),
+/// unlabelled examples left out where only gold counts. Errors when nothing is left to train on.
+pub fn apply_labels(mut data: Vec<Example>, r: &RewardConfig, seed: u64) -> Result<Vec<Example>> {
+    let labelled: Vec<usize> = (0..data.len())
+        .filter(|&i| data[i].solution.is_some())
+        .collect();
+    let keep = if r.labels.gold() {
+        (labelled.len() as f64 * r.gold_fraction).round() as usize
+    } else {
+        0
+    };
+    if keep < labelled.len() {
+        let mut hide = labelled.clone();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6c61_6265_6c73);
+        hide.shuffle(&mut rng);
+        for &i in &hide[keep..] {
+            data[i].withheld = data[i].solution.take();
+        }
+    }
+    let unlabelled = data.iter().filter(|e| e.solution.is_none()).count();
+    if !r.labels.majority() {
+        data.retain(|e| e.solution.is_some());
+    }
+    tracing::info!(
+        labels = ?r.labels,
+        gold = keep,
+        unlabelled,
+        "training labels"
+    );
+    if data.is_empty() {
+        return Err(TrainError::Data(format!(
+            "no example has a gold answer ({unlabelled} unlabelled) and reward.labels = \"gold\": \
+             label episodes with `embodied-r episodes label`, or set reward.labels = \"majority\" \
+             or \"gold+majority\""
+        )));
+    }
+    Ok(data)
+}
+
+/// The example as a group of its completions (`texts`) is scored: with its gold answer; when it
+/// has none and votes are on, with the group's majority vote if the winner's share reaches
+/// `reward.majority_min_share`; else with no label. Also returns the vote's share (0 unless
+/// the label is a vote).
+pub fn label_group(ex: &Example, texts: &[String], r: &RewardConfig) -> (Example, LabelKind, f64) {
+    let mut out = ex.clone();
+    if ex.solution.is_some() {
+        return (out, LabelKind::Gold, 0.0);
+    }
+    if r.labels.majority() {
+        let answers: Vec<Option<String>> = texts
+            .iter()
+            .map(|t| reward::read_answer(t, &ex.choices))
+            .collect();
+        let vote = reward::majority_vote(&answers);
+        if let Some(label) = vote.label(r.majority_min_share) {
+            out.solution = Some(label.to_string());
+            return (out, LabelKind::Majority, vote.share);
+        }
+    }
+    (out, LabelKind::None, 0.0)
+}
+
 /// Scores one completion of an example.
 pub trait Scorer {
-    /// The rewards of `completion` (its text and token ids).
+    /// The rewards of `completion` (its text and token ids). `ex.solution` is the group's
+    /// label (gold or majority; the loop decides), `None` when it has none.
     fn score(&self, ex: &Example, text: &str, tokens: &[u32]) -> Result<Rewards>;
 }
 
@@ -398,9 +540,18 @@ pub struct EmbodiedReward {
 
 impl Scorer for EmbodiedReward {
     fn score(&self, ex: &Example, text: &str, _: &[u32]) -> Result<Rewards> {
+        let Some(label) = ex.solution.as_deref() else {
+            return reward::unlabelled_rewards(
+                text,
+                &ex.choices,
+                &ex.question(),
+                self.judge.as_deref(),
+            )
+            .map_err(TrainError::Judge);
+        };
         let (r, _) = reward::rewards(
             text,
-            &ex.solution,
+            label,
             &ex.choices,
             &ex.question(),
             self.extraction,
@@ -524,8 +675,11 @@ pub struct Sample {
     pub step: u64,
     /// The example's id.
     pub example: String,
-    /// The gold answer.
-    pub solution: String,
+    /// The label the group was scored against (`null`: none).
+    pub solution: Option<String>,
+    /// Where that label came from.
+    #[serde(default)]
+    pub label: LabelKind,
     /// The scored text (response prefix + completion).
     pub text: String,
     /// Its rewards.
@@ -541,8 +695,26 @@ pub struct StepMetrics {
     pub step: u64,
     /// Mean weighted reward of the step's completions.
     pub reward: f64,
-    /// Mean accuracy reward.
+    /// Mean accuracy reward against gold labels (groups scored by a majority vote or by no
+    /// label are not in it; 0 when the step had no gold group).
     pub accuracy: f64,
+    /// Groups scored against a gold answer.
+    #[serde(default)]
+    pub groups_gold: usize,
+    /// Groups scored against their own majority vote.
+    #[serde(default)]
+    pub groups_majority: usize,
+    /// Groups without a label (the vote below `reward.majority_min_share`).
+    #[serde(default)]
+    pub groups_unlabelled: usize,
+    /// Mean winning share of the majority-labelled groups (0 when none).
+    #[serde(default)]
+    pub majority_share: f64,
+    /// An audit, not a reward: of the majority-labelled groups whose gold answer the run
+    /// withheld (`reward.gold_fraction`, `labels = "majority"` on labelled data), the share whose
+    /// vote equals it. Absent when there were none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub majority_correct: Option<f64>,
     /// Mean format reward.
     pub format: f64,
     /// Mean consistency reward over the completions it was checked on (0 when none).
@@ -677,6 +849,11 @@ impl<B: Backend> Trainer<B> {
         if data.is_empty() {
             return Err(TrainError::Data("no training examples".into()));
         }
+        let data = if cfg.mode == Mode::Grpo {
+            apply_labels(data, &cfg.reward, cfg.seed)?
+        } else {
+            data
+        };
         if cfg.mode == Mode::Sft {
             let missing: Vec<&str> = data
                 .iter()
@@ -781,7 +958,7 @@ impl<B: Backend> Trainer<B> {
         // Rollouts.
         let t_roll = Instant::now();
         let mut groups: Vec<(Batch, Vec<f64>)> = Vec::with_capacity(g.prompts_per_step);
-        let mut rewards_all: Vec<Rewards> = Vec::new();
+        let mut rewards_all: Vec<(LabelKind, Rewards)> = Vec::new();
         let mut generated = 0usize;
         let mut resample_budget = if g.dynamic_sampling {
             g.max_resample
@@ -789,6 +966,8 @@ impl<B: Backend> Trainer<B> {
             0
         };
         let mut slot = 0usize;
+        // Majority-labelled groups with a withheld truth, and how many votes equal it.
+        let mut audited = (0usize, 0usize);
         while groups.len() < g.prompts_per_step {
             let idx = self.example_at(self.cursor);
             self.cursor += 1;
@@ -821,27 +1000,47 @@ impl<B: Backend> Trainer<B> {
             if first_group {
                 self.samples.clear();
             }
-            for c in &outs {
-                let mut text = format!("{}{}", g.response_prefix, c.text);
-                // The stop string is cut from the text (its tokens stay in the completion);
-                // put it back so the format rule sees the closed layout.
-                if c.finish == FinishReason::Stop {
-                    text.push_str("</answer>");
+            let texts: Vec<String> = outs
+                .iter()
+                .map(|c| {
+                    let mut text = format!("{}{}", g.response_prefix, c.text);
+                    // The stop string is cut from the text (its tokens stay in the
+                    // completion); put it back so the format rule sees the closed layout.
+                    if c.finish == FinishReason::Stop {
+                        text.push_str("</answer>");
+                    }
+                    text
+                })
+                .collect();
+            let (labelled, kind, share) = label_group(&ex, &texts, &self.cfg.reward);
+            match kind {
+                LabelKind::Gold => m.groups_gold += 1,
+                LabelKind::Majority => {
+                    m.groups_majority += 1;
+                    m.majority_share += share;
+                    if let Some(w) = &ex.withheld {
+                        audited.0 += 1;
+                        audited.1 += usize::from(labelled.solution.as_ref() == Some(w));
+                    }
                 }
-                let r = self.scorer.score(&ex, &text, &c.tokens)?;
+                LabelKind::None => m.groups_unlabelled += 1,
+            }
+            for (c, text) in outs.iter().zip(texts) {
+                let r = self.scorer.score(&labelled, &text, &c.tokens)?;
                 let total = weights.total(&r);
                 totals.push(total);
                 if first_group {
                     self.samples.push(Sample {
                         step: self.step + 1,
                         example: ex.id.clone(),
-                        solution: ex.solution.clone(),
+                        solution: labelled.solution.clone(),
+                        label: kind,
                         text,
                         rewards: r,
                         reward: total,
                     });
                 }
-                rs.push(r);
+                rs.push((kind, r));
                 let mut toks = c.tokens.clone();
                 if c.finish == FinishReason::Eos
                     && let Some(e) = eos
@@ -976,10 +1175,26 @@ impl<B: Backend> Trainer<B> {
         m.update_tok_s = processed as f64 / t_upd.elapsed().as_secs_f64().max(1e-9);
 
         let n = rewards_all.len().max(1) as f64;
-        m.reward = rewards_all.iter().map(|r| weights.total(r)).sum::<f64>() / n;
-        m.accuracy = rewards_all.iter().map(|r| r.accuracy).sum::<f64>() / n;
-        m.format = rewards_all.iter().map(|r| r.format).sum::<f64>() / n;
-        let checked: Vec<f64> = rewards_all.iter().filter_map(|r| r.consistency).collect();
+        m.reward = rewards_all
+            .iter()
+            .map(|(_, r)| weights.total(r))
+            .sum::<f64>()
+            / n;
+        let gold: Vec<f64> = rewards_all
+            .iter()
+            .filter(|(k, _)| *k == LabelKind::Gold)
+            .map(|(_, r)| r.accuracy)
+            .collect();
+        m.accuracy = gold.iter().sum::<f64>() / gold.len().max(1) as f64;
+        if m.groups_majority > 0 {
+            m.majority_share /= m.groups_majority as f64;
+        }
+        m.majority_correct = (audited.0 > 0).then(|| audited.1 as f64 / audited.0 as f64);
+        m.format = rewards_all.iter().map(|(_, r)| r.format).sum::<f64>() / n;
+        let checked: Vec<f64> = rewards_all
+            .iter()
+            .filter_map(|(_, r)| r.consistency)
+            .collect();
         m.consistency = if checked.is_empty() {
             0.0
         } else {
@@ -1358,5 +1573,106 @@ pub fn fit_prompt<B: Backend>(
         None => Err(too_long(
             "even with the video text cut to its first line; raise grpo.max_prompt_tokens",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(id: &str, gold: Option<&str>) -> Example {
+        Example {
+            id: id.into(),
+            category: "c".into(),
+            system: "s".into(),
+            user: "Question: where?\nChoices:\nA. left\nB. right".into(),
+            solution: gold.map(str::to_string),
+            choices: vec!["left".into(), "right".into()],
+            target: None,
+            withheld: None,
+        }
+    }
+
+    fn reward_cfg(labels: Labels, gold_fraction: f64) -> RewardConfig {
+        RewardConfig {
+            labels,
+            gold_fraction,
+            ..RewardConfig::default()
+        }
+    }
+
+    fn says(letters: &[&str]) -> Vec<String> {
+        letters
+            .iter()
+            .map(|l| format!("<think>t</think><answer>{l}</answer>"))
+            .collect()
+    }
+
+    #[test]
+    fn groups_are_labelled_by_gold_then_by_a_vote_that_reaches_its_share() {
+        let gm = reward_cfg(Labels::GoldMajority, 1.0);
+        // Gold wins over any vote.
+        let (e, k, _) = label_group(&ex("a", Some("A")), &says(&["B", "B", "B"]), &gm);
+        assert_eq!((e.solution.as_deref(), k), (Some("A"), LabelKind::Gold));
+        // No gold: 3 of 4 say B.
+        let (e, k, share) = label_group(&ex("b", None), &says(&["B", "B", "x", "B"]), &gm);
+        assert_eq!((e.solution.as_deref(), k), (Some("B"), LabelKind::Majority));
+        assert!((share - 0.75).abs() < 1e-12);
+        // 2 of 5 is under the default 0.5: no label.
+        let (e, k, _) = label_group(&ex("c", None), &says(&["B", "B", "A", "x", "y"]), &gm);
+        assert_eq!((e.solution, k), (None, LabelKind::None));
+        // Votes off: no label, whatever the group says.
+        let gold = reward_cfg(Labels::Gold, 1.0);
+        let (_, k, _) = label_group(&ex("d", None), &says(&["B", "B"]), &gold);
+        assert_eq!(k, LabelKind::None);
+    }
+
+    #[test]
+    fn the_label_policy_hides_gold_by_seed_and_refuses_an_empty_set() {
+        let data: Vec<Example> = (0..10)
+            .map(|i| ex(&i.to_string(), (i < 8).then_some("A")))
+            .collect();
+        // Gold only: the two unlabelled examples are left out.
+        let g = apply_labels(data.clone(), &reward_cfg(Labels::Gold, 1.0), 1).expect("gold");
+        assert_eq!(g.len(), 8);
+        // Majority only: every gold answer hidden, nothing left out.
+        let m = apply_labels(data.clone(), &reward_cfg(Labels::Majority, 1.0), 1).expect("maj");
+        assert_eq!(
+            (m.len(), m.iter().filter(|e| e.solution.is_some()).count()),
+            (10, 0)
+        );
+        // ... and kept aside for the audit only.
+        assert_eq!(m.iter().filter(|e| e.withheld.is_some()).count(), 8);
+        // 25 % of the 8 gold answers kept, the same ones for the same seed.
+        let cfg = reward_cfg(Labels::GoldMajority, 0.25);
+        let a = apply_labels(data.clone(), &cfg, 3).expect("a");
+        let b = apply_labels(data.clone(), &cfg, 3).expect("b");
+        let kept = |d: &[Example]| -> Vec<String> {
+            d.iter()
+                .filter(|e| e.solution.is_some())
+                .map(|e| e.id.clone())
+                .collect()
+        };
+        assert_eq!(kept(&a).len(), 2);
+        assert_eq!(kept(&a), kept(&b));
+        assert_eq!(a.len(), 10);
+        // Gold only over unlabelled episodes: an error that says what to do.
+        let none: Vec<Example> = (0..3).map(|i| ex(&i.to_string(), None)).collect();
+        let e = apply_labels(none, &reward_cfg(Labels::Gold, 1.0), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("episodes label") && e.contains("majority"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn label_settings_parse_and_bad_ones_are_named() {
+        let r: RewardConfig =
+            toml::from_str("labels = \"gold+majority\"\nmajority_min_share = 0.6").expect("toml");
+        assert_eq!(r.labels, Labels::GoldMajority);
+        let e = toml::from_str::<RewardConfig>("labels = \"vote\"").unwrap_err();
+        assert!(e.to_string().contains("gold+majority"), "{e}");
     }
 }

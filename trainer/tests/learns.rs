@@ -97,9 +97,10 @@ fn example(i: usize) -> Example {
         category: "toy".into(),
         system: "You count.".into(),
         user: format!("Say some numbers after {i}."),
-        solution: "A".into(),
+        solution: Some("A".into()),
         choices: vec![],
         target: None,
+        withheld: None,
     }
 }
 

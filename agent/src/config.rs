@@ -421,6 +421,9 @@ pub struct LogConfig {
     pub max_segments: usize,
     /// Store key frames as JPEG files.
     pub frames: bool,
+    /// Publish each logged episode (record and key frames) on `<prefix>/episode` and serve the
+    /// log on `<prefix>/episodes`, for `embodied-r episodes collect`.
+    pub publish: bool,
 }
 
 impl Default for LogConfig {
@@ -432,6 +435,7 @@ impl Default for LogConfig {
             segment_bytes: 64 << 20,
             max_segments: 32,
             frames: true,
+            publish: true,
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod answer;
 pub mod api;
 pub mod capture;
 pub mod client;
+pub mod collect;
 pub mod config;
 pub mod engine;
 pub mod episodes;

@@ -15,6 +15,7 @@
 use crate::answer::pose_array;
 use crate::api::{AskProgress, admit};
 use crate::capture::{CaptureConfig, CaptureStats, run_capture};
+use crate::collect;
 use crate::config::{
     Config, DescriberKind, Rate, Ros2Transport, SourceKind, ZenohMode, embodied_r_sim_scene,
 };
@@ -82,6 +83,10 @@ pub struct Keys {
     pub status: String,
     /// Liveliness token.
     pub alive: String,
+    /// Logged episodes, record and key frames ([`crate::collect::EpisodeMessage`]).
+    pub episode: String,
+    /// Queryable serving the episode log to collectors ([`crate::collect::serve`]).
+    pub episodes: String,
 }
 
 impl Keys {
@@ -94,6 +99,8 @@ impl Keys {
             keyframes: format!("{prefix}/keyframes"),
             status: format!("{prefix}/status"),
             alive: format!("{prefix}/alive"),
+            episode: format!("{prefix}/episode"),
+            episodes: format!("{prefix}/episodes"),
         }
     }
 }
@@ -178,6 +185,20 @@ struct Shared {
 enum Event {
     Answer(Vec<u8>, Vec<u8>),
     KeyFrame(Vec<u8>),
+    /// A logged episode's message, for collectors.
+    Episode(Vec<u8>),
+}
+
+/// The next query of an optional queryable; without one (or once it is closed), never.
+async fn recv_query(
+    q: Option<&zenoh::query::Queryable<zenoh::handlers::FifoChannelHandler<zenoh::query::Query>>>,
+) -> zenoh::query::Query {
+    if let Some(q) = q
+        && let Ok(query) = q.recv_async().await
+    {
+        return query;
+    }
+    std::future::pending().await
 }
 
 /// A job for the worker.
@@ -570,6 +591,28 @@ impl Runtime {
             .declare_publisher(keys.status.clone())
             .await
             .map_err(zerr("declaring the status publisher"))?;
+        // Collectors: each logged episode as it is written, and the log for those that missed it.
+        let publish_log = cfg.log.enabled && cfg.log.publish;
+        let pub_episode = if publish_log {
+            Some(
+                session
+                    .declare_publisher(keys.episode.clone())
+                    .await
+                    .map_err(zerr("declaring the episode publisher"))?,
+            )
+        } else {
+            None
+        };
+        let episodes_q = if publish_log {
+            Some(
+                session
+                    .declare_queryable(keys.episodes.clone())
+                    .await
+                    .map_err(zerr("declaring the episodes queryable"))?,
+            )
+        } else {
+            None
+        };
         let token = session
             .liveliness()
             .declare_token(keys.alive.clone())
@@ -608,6 +651,30 @@ impl Runtime {
                     });
                     while replies.try_join_next().is_some() {}
                 }
+                q = recv_query(episodes_q.as_ref()) => {
+                    let dir = cfg.log.dir.clone();
+                    replies.spawn(async move {
+                        let req = q.payload().map(|p| p.to_bytes().into_owned()).unwrap_or_default();
+                        let served = tokio::task::spawn_blocking(move || collect::serve(&dir, &req))
+                            .await
+                            .unwrap_or_else(|e| Err(e.to_string()));
+                        let key = q.key_expr().clone();
+                        match served {
+                            Ok(payloads) => {
+                                for p in payloads {
+                                    if let Err(e) = q.reply(key.clone(), p).await {
+                                        tracing::warn!("cannot send an episode: {e}");
+                                        break;
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                let _ = q.reply_err(e).await;
+                            }
+                        }
+                    });
+                    while replies.try_join_next().is_some() {}
+                }
                 Some(q) = ros_q_rx.recv() => {
                     next_id += 1;
                     let id = format!("{}-{session_tag}-{next_id:05}", cfg.robot_id);
@@ -639,6 +706,13 @@ impl Runtime {
                         Some(Event::KeyFrame(bytes)) => {
                             if let Err(e) = pub_kf.put(bytes).await {
                                 tracing::warn!("cannot publish a key frame: {e}");
+                            }
+                        }
+                        Some(Event::Episode(bytes)) => {
+                            if let Some(p) = &pub_episode
+                                && let Err(e) = p.put(bytes).await
+                            {
+                                tracing::warn!("cannot publish an episode: {e}");
                             }
                         }
                         None => {}
@@ -1036,6 +1110,12 @@ fn worker_loop(
             match l.append(&mut outcome.record, &outcome.frames) {
                 Ok(()) => {
                     shared.log_records.fetch_add(1, Ordering::Relaxed);
+                    // A full channel drops the publication; collectors fetch it from the log.
+                    if cfg.log.publish {
+                        let m =
+                            collect::EpisodeMessage::from_logged(&outcome.record, &outcome.frames);
+                        let _ = events.try_send(Event::Episode(m.encode()));
+                    }
                     *shared
                         .log_error
                         .lock()

@@ -1,4 +1,4 @@
-//! `episodes ls|show|label|export|replay`: reading the runtime's episode log, and labelling
+//! `episodes ls|show|label|export|replay` (`collect` is in [`crate::collect_cli`]): reading the runtime's episode log, and labelling
 //! its episodes (appending people's answers beside it; the recorded episodes stay untouched).
 
 #![allow(clippy::print_stdout)]
@@ -138,6 +138,10 @@ pub enum EpisodesCommand {
         #[command(flatten)]
         log: LogArgs,
     },
+    /// Gathers the episodes robots publish over zenoh into DIR/<robot>/, one episode log per
+    /// robot: live as they are logged, and from each robot's own log for those missed while the
+    /// collector was away. Idempotent (an episode is written once) and resumable.
+    Collect(crate::collect_cli::CollectArgs),
 }
 
 /// The record's strict accuracy, recomputed from its completion and truth (so logs written
@@ -318,6 +322,7 @@ pub fn run(c: &EpisodesCommand) -> Result<()> {
             ));
             Ok(())
         }
+        EpisodesCommand::Collect(a) => crate::collect_cli::run(a),
         EpisodesCommand::Replay {
             id,
             model,

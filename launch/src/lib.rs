@@ -15,6 +15,7 @@ mod bench_runtime;
 mod bench_train;
 mod bench_vlm;
 mod chat;
+mod collect_cli;
 mod demo;
 mod describe;
 mod episodes_cli;

@@ -181,7 +181,7 @@ fn with_ros_parameters(_: &RunArgs, cfg: Config) -> Result<Config> {
 }
 
 /// Waits for SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

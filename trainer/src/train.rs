@@ -1185,7 +1185,12 @@ impl<B: Backend> Trainer<B> {
             .filter(|(k, _)| *k == LabelKind::Gold)
             .map(|(_, r)| r.accuracy)
             .collect();
-        m.accuracy = gold.iter().sum::<f64>() / gold.len().max(1) as f64;
+        // (An empty float sum is -0.0.)
+        m.accuracy = if gold.is_empty() {
+            0.0
+        } else {
+            gold.iter().sum::<f64>() / gold.len() as f64
+        };
         if m.groups_majority > 0 {
             m.majority_share /= m.groups_majority as f64;
         }

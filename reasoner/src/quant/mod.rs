@@ -5,6 +5,7 @@
 //! Layout of this module (the "one small room" for the crate's SIMD and the unsafe code that
 //! goes with it; the rest of the crate denies `unsafe_code`, except `mmap.rs`):
 //! - `formats`: the ggml types, block sizes and the scalar dequantizers that define their meaning;
+//! - `encode`: the quantizers (ggml's reference rounding) for writing GGUF files;
 //! - `scalar`: plain dot-product kernels, the twins every SIMD kernel is tested against;
 //! - `avx2`: AVX2 kernels chosen at run time by feature detection;
 //! - `pool`: a tiny persistent pool of spinning worker threads (a rayon region costs ~50x more
@@ -16,6 +17,7 @@
 
 pub(crate) mod attention;
 pub(crate) mod dense;
+mod encode;
 mod formats;
 mod packed;
 mod pool;
@@ -24,6 +26,7 @@ mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 
+pub use encode::quantize;
 pub use formats::{GgmlType, SUPPORTED_TYPES, dequantize_into, f16_to_f32};
 pub use packed::{ActivationMode, PackedMatrix};
 pub(crate) use pool::{SharedSlice, init_pool};

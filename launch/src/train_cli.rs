@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use embodied_r_reasoner::backend::{Backend, BackendKind};
 use embodied_r_reasoner::with_backend;
@@ -92,18 +92,44 @@ pub struct AdapterArgs {
     pub f32: bool,
 }
 
-/// `embodied-r train export`.
+/// `embodied-r train export`: a checkpoint (or, for `--gguf`, an adapter folder) merged into
+/// its base, as a Hugging Face folder (`--hf`) or a GGUF file (`--gguf`).
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("from").required(true).args(["checkpoint", "adapter"])))]
+#[command(group(clap::ArgGroup::new("to").required(true).args(["hf", "gguf"])))]
 pub struct ExportArgs {
     /// The checkpoint directory (`OUT/checkpoint-N`).
     #[arg(long)]
-    pub checkpoint: PathBuf,
-    /// The folder to write.
+    pub checkpoint: Option<PathBuf>,
+    /// A PEFT adapter folder instead of a checkpoint (with `--gguf` and `--base`).
     #[arg(long)]
-    pub hf: PathBuf,
-    /// The base model, when not at the path the checkpoint records.
+    pub adapter: Option<PathBuf>,
+    /// The Hugging Face folder to write (f32).
+    #[arg(long)]
+    pub hf: Option<PathBuf>,
+    /// The GGUF file to write: llama.cpp, Ollama and `embodied-r` load it.
+    #[arg(long)]
+    pub gguf: Option<PathBuf>,
+    /// With `--gguf`: the type of the merged matrices (`q8_0`, `q4_1`, `q4_0`, `f16`, `f32`);
+    /// default: each as the base stored it.
+    #[arg(long)]
+    pub quant: Option<String>,
+    /// The base model, when not at the path the checkpoint records (required with --adapter).
     #[arg(long)]
     pub base: Option<PathBuf>,
+}
+
+fn parse_quant(q: &str) -> Result<embodied_r_reasoner::quant::GgmlType> {
+    use embodied_r_reasoner::quant::GgmlType;
+    Ok(match q.to_ascii_lowercase().as_str() {
+        "q8_0" => GgmlType::Q8_0,
+        "q4_1" => GgmlType::Q4_1,
+        "q4_0" => GgmlType::Q4_0,
+        "f16" => GgmlType::F16,
+        "bf16" => GgmlType::BF16,
+        "f32" => GgmlType::F32,
+        other => bail!("--quant {other}: expected q8_0, q4_1, q4_0, f16, bf16 or f32"),
+    })
 }
 
 /// Runs `train`.
@@ -250,19 +276,37 @@ fn train_on<B: Backend>(cfg: TrainConfig, args: &RunArgs) -> Result<()> {
 
 #[allow(clippy::print_stdout)]
 fn export(args: &ExportArgs) -> Result<()> {
-    let report = embodied_r_trainer::export::export_hf::<embodied_r_reasoner::backend::Cpu>(
-        &args.checkpoint,
-        &args.hf,
-        args.base.as_deref(),
-        &Default::default(),
-    )
-    .with_context(|| {
-        format!(
-            "exporting {} to {}",
-            args.checkpoint.display(),
-            args.hf.display()
+    use embodied_r_trainer::export::{Trained, export_gguf, export_hf};
+    type Cpu = embodied_r_reasoner::backend::Cpu;
+    let from = match (&args.checkpoint, &args.adapter) {
+        (Some(c), _) => Trained::Checkpoint(c.clone()),
+        (None, Some(a)) => Trained::Adapter(a.clone()),
+        (None, None) => bail!("name --checkpoint DIR or --adapter DIR"),
+    };
+    let (Trained::Checkpoint(src) | Trained::Adapter(src)) = &from;
+    if let Some(gguf) = &args.gguf {
+        let quant = args.quant.as_deref().map(parse_quant).transpose()?;
+        let report = export_gguf::<Cpu>(
+            &from,
+            args.base.as_deref(),
+            gguf,
+            quant,
+            &Default::default(),
         )
-    })?;
+        .with_context(|| format!("exporting {} to {}", src.display(), gguf.display()))?;
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    let (Trained::Checkpoint(ck), Some(hf)) = (&from, &args.hf) else {
+        bail!(
+            "--hf exports a checkpoint (--checkpoint DIR); an adapter folder exports with --gguf"
+        );
+    };
+    if args.quant.is_some() {
+        bail!("--quant applies to --gguf only (a Hugging Face export is f32)");
+    }
+    let report = export_hf::<Cpu>(ck, hf, args.base.as_deref(), &Default::default())
+        .with_context(|| format!("exporting {} to {}", ck.display(), hf.display()))?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

@@ -190,6 +190,13 @@ pub fn write_gguf(
     tmp.as_file()
         .sync_all()
         .map_err(|e| err(format!("syncing: {e}")))?;
+    // A model file is for others to read (the temporary file was created private).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| err(format!("setting permissions: {e}")))?;
+    }
     tmp.persist(path)
         .map_err(|e| err(format!("moving the written file into place: {}", e.error)))?;
     Ok(())

@@ -44,6 +44,7 @@ pub mod episode;
 mod error;
 mod generate;
 pub mod gguf;
+pub mod gguf_export;
 pub mod gguf_write;
 mod host;
 pub mod labels;

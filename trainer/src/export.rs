@@ -234,3 +234,77 @@ pub fn export_hf<B: burn::tensor::backend::Backend>(
         merged_lora: state.lora.enabled,
     })
 }
+
+/// What a GGUF export merges: a training checkpoint or a PEFT adapter folder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trained {
+    /// `OUT/checkpoint-N` (LoRA or full fine-tuning).
+    Checkpoint(std::path::PathBuf),
+    /// A PEFT adapter folder (`adapter_config.json` + `adapter_model.safetensors`), e.g. the
+    /// shipped `embodied-r-smollm2` or one `train adapter` wrote.
+    Adapter(std::path::PathBuf),
+}
+
+/// Merges a checkpoint's or an adapter's weights into its base and writes them as a GGUF
+/// shaped like the base (which must be a GGUF: its metadata, tokenizer and tensor layout are
+/// kept), the changed matrices encoded as `quant` or as the base stored them. What llama.cpp,
+/// Ollama and our own runtime load at full speed.
+pub fn export_gguf<B: burn::tensor::backend::Backend>(
+    trained: &Trained,
+    base: Option<&Path>,
+    out: &Path,
+    quant: Option<embodied_r_reasoner::quant::GgmlType>,
+    device: &B::Device,
+) -> Result<embodied_r_reasoner::gguf_export::GgufExport> {
+    use burn::module::Module;
+    use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+
+    let base: std::path::PathBuf = match (trained, base) {
+        (_, Some(b)) => b.to_path_buf(),
+        (Trained::Checkpoint(dir), None) => crate::train::TrainState::read(dir)?.model,
+        (Trained::Adapter(dir), None) => {
+            return Err(TrainError::Config(format!(
+                "{}: an adapter folder does not say which GGUF it was trained on; name it with \
+                 --base",
+                dir.display()
+            )));
+        }
+    };
+    if base.extension().is_none_or(|e| e != "gguf") {
+        return Err(TrainError::Config(format!(
+            "{}: a GGUF export needs a GGUF base (its tokenizer and layout are copied); export \
+             a Hugging Face base with --hf",
+            base.display()
+        )));
+    }
+    let lm = crate::train::load_dense::<B>(&base, device)?;
+    let mut model = lm.model().clone();
+    match trained {
+        Trained::Checkpoint(dir) => {
+            let state = crate::train::TrainState::read(dir)?;
+            if state.lora.enabled {
+                model = crate::lora::attach(model, &state.lora, state.seed, device)?.0;
+            }
+            let rec = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+            model = model
+                .load_file(dir.join("model"), &rec, device)
+                .map_err(|e| TrainError::Checkpoint {
+                    path: dir.clone(),
+                    what: format!("model.mpk: {e}"),
+                })?;
+        }
+        Trained::Adapter(dir) => {
+            embodied_r_reasoner::adapter::attach_adapter(&mut model, dir, device).map_err(|e| {
+                TrainError::Checkpoint {
+                    path: dir.clone(),
+                    what: e.to_string(),
+                }
+            })?;
+        }
+    }
+    model = model.merge_lora()?;
+    let weights = model.hf_state_dict()?;
+    Ok(embodied_r_reasoner::gguf_export::export_gguf(
+        &base, &weights, quant, out,
+    )?)
+}

@@ -16,6 +16,7 @@ use crate::gguf::{GgufFile, MetaValue};
 use crate::gguf_write::{TensorOut, write_gguf};
 use crate::model::NamedTensor;
 use crate::quant::{GgmlType, dequantize_into, quantize};
+use crate::weights::{gguf_llama_qk_order, hf_name_of_gguf};
 
 /// What [`export_gguf`] wrote.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,56 +48,12 @@ fn file_type(ty: GgmlType) -> Option<u32> {
     })
 }
 
-/// The Hugging Face name of a GGUF tensor name (`blk.3.attn_q.weight` →
-/// `model.layers.3.self_attn.q_proj.weight`), or `None` for tensors without one.
-pub fn hf_name(gguf: &str) -> Option<String> {
-    let global = match gguf {
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        "output_norm.weight" => Some("model.norm.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(g) = global {
-        return Some(g.to_string());
-    }
-    let rest = gguf.strip_prefix("blk.")?;
-    let (layer, part) = rest.split_once('.')?;
-    let layer: usize = layer.parse().ok()?;
-    let hf = match part {
-        "attn_norm.weight" => "input_layernorm.weight",
-        "ffn_norm.weight" => "post_attention_layernorm.weight",
-        "attn_q.weight" => "self_attn.q_proj.weight",
-        "attn_k.weight" => "self_attn.k_proj.weight",
-        "attn_v.weight" => "self_attn.v_proj.weight",
-        "attn_output.weight" => "self_attn.o_proj.weight",
-        "attn_q.bias" => "self_attn.q_proj.bias",
-        "attn_k.bias" => "self_attn.k_proj.bias",
-        "attn_v.bias" => "self_attn.v_proj.bias",
-        "attn_output.bias" => "self_attn.o_proj.bias",
-        "ffn_gate.weight" => "mlp.gate_proj.weight",
-        "ffn_up.weight" => "mlp.up_proj.weight",
-        "ffn_down.weight" => "mlp.down_proj.weight",
-        _ => return None,
-    };
-    Some(format!("model.layers.{layer}.{hf}"))
-}
-
-/// Hugging Face rows → llama.cpp's order for a Llama q or k weight (or bias): GGUF row
-/// `order[r]` holds Hugging Face row `r` (the loader's `gguf_llama_qk_order`, applied the other
-/// way). `cols` is 1 for a bias.
+/// Hugging Face rows → llama.cpp's order for a Llama q or k weight (or bias, `cols` = 1): GGUF
+/// row `order[r]` holds Hugging Face row `r` (the order the loader undoes).
 fn to_gguf_rows(hf: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32> {
-    let hd = rows / heads;
-    let half = hd / 2;
     let mut out = vec![0f32; hf.len()];
-    let mut r = 0;
-    for h in 0..heads {
-        for j in 0..2 {
-            for i in 0..half {
-                let g = h * hd + 2 * i + j;
-                out[g * cols..(g + 1) * cols].copy_from_slice(&hf[r * cols..(r + 1) * cols]);
-                r += 1;
-            }
-        }
+    for (r, g) in gguf_llama_qk_order(rows, heads).into_iter().enumerate() {
+        out[g * cols..(g + 1) * cols].copy_from_slice(&hf[r * cols..(r + 1) * cols]);
     }
     out
 }
@@ -125,7 +82,14 @@ pub fn export_gguf(
     for info in g.tensors() {
         let ty = info.ty()?;
         let raw = g.tensor_bytes(info)?;
-        let hf = hf_name(&info.name);
+        let mapped = hf_name_of_gguf(&info.name);
+        let hf = mapped.as_ref().map(|(n, _)| n.clone());
+        let as_stored = || TensorOut {
+            name: info.name.clone(),
+            dims: info.dims.clone(),
+            ty,
+            data: raw.to_vec(),
+        };
         // Tied embeddings: the base has no output.weight, the state dict may still hold one.
         let Some(src) = hf.as_deref().and_then(|n| by_name.get(n)) else {
             if hf.is_some() {
@@ -136,12 +100,7 @@ pub fn export_gguf(
                 )));
             }
             // A tensor the model does not use (rope_freqs): the base's bytes.
-            tensors.push(TensorOut {
-                name: info.name.clone(),
-                dims: info.dims.clone(),
-                ty,
-                data: raw.to_vec(),
-            });
+            tensors.push(as_stored());
             copied += 1;
             continue;
         };
@@ -154,11 +113,8 @@ pub fn export_gguf(
                 info.name
             )));
         }
-        let permute = cfg.architecture == Architecture::Llama
-            && (info.name.ends_with("attn_q.weight")
-                || info.name.ends_with("attn_q.bias")
-                || info.name.ends_with("attn_k.weight")
-                || info.name.ends_with("attn_k.bias"));
+        let permute =
+            cfg.architecture == Architecture::Llama && mapped.as_ref().is_some_and(|(_, qk)| *qk);
         let values = if permute {
             let heads = if info.name.contains("attn_q") {
                 cfg.num_attention_heads
@@ -180,12 +136,7 @@ pub fn export_gguf(
         // Unchanged values keep the base's bytes whatever `quant` says: re-encoding them could
         // only lose precision.
         if base_values == values {
-            tensors.push(TensorOut {
-                name: info.name.clone(),
-                dims: info.dims.clone(),
-                ty,
-                data: raw.to_vec(),
-            });
+            tensors.push(as_stored());
             copied += 1;
             continue;
         }
@@ -242,16 +193,21 @@ mod tests {
 
     #[test]
     fn names_map_to_hugging_face() {
+        let name = |n: &str| hf_name_of_gguf(n);
         assert_eq!(
-            hf_name("blk.12.attn_k.weight").as_deref(),
-            Some("model.layers.12.self_attn.k_proj.weight")
+            name("blk.12.attn_k.weight"),
+            Some(("model.layers.12.self_attn.k_proj.weight".into(), true))
         );
         assert_eq!(
-            hf_name("token_embd.weight").as_deref(),
-            Some("model.embed_tokens.weight")
+            name("blk.0.ffn_down.weight"),
+            Some(("model.layers.0.mlp.down_proj.weight".into(), false))
         );
-        assert_eq!(hf_name("rope_freqs.weight"), None);
-        assert_eq!(hf_name("blk.x.attn_k.weight"), None);
+        assert_eq!(
+            name("token_embd.weight"),
+            Some(("model.embed_tokens.weight".into(), false))
+        );
+        assert_eq!(name("rope_freqs.weight"), None);
+        assert_eq!(name("blk.x.attn_k.weight"), None);
     }
 
     #[test]

@@ -97,6 +97,44 @@ fn tensor_name(scheme: Scheme, part: Part, layer: usize) -> String {
     }
 }
 
+/// Every part, for mapping names from one scheme to the other.
+const PARTS: [Part; 16] = [
+    Part::Embed,
+    Part::FinalNorm,
+    Part::LmHead,
+    Part::AttnNorm,
+    Part::Q,
+    Part::K,
+    Part::V,
+    Part::O,
+    Part::QBias,
+    Part::KBias,
+    Part::VBias,
+    Part::OBias,
+    Part::MlpNorm,
+    Part::Gate,
+    Part::Up,
+    Part::Down,
+];
+
+/// The Hugging Face name of a GGUF tensor (`blk.3.attn_q.weight` →
+/// `model.layers.3.self_attn.q_proj.weight`), with whether it is a Llama q or k tensor (whose
+/// rows llama.cpp reorders); `None` for a tensor the model does not have.
+pub(crate) fn hf_name_of_gguf(name: &str) -> Option<(String, bool)> {
+    let layer = name
+        .strip_prefix("blk.")
+        .and_then(|r| r.split_once('.'))
+        .and_then(|(l, _)| l.parse().ok())
+        .unwrap_or(0);
+    PARTS
+        .iter()
+        .find(|&&p| tensor_name(Scheme::Gguf, p, layer) == name)
+        .map(|&p| {
+            let qk = matches!(p, Part::Q | Part::K | Part::QBias | Part::KBias);
+            (tensor_name(Scheme::HuggingFace, p, layer), qk)
+        })
+}
+
 /// Tensors a checkpoint may hold that the model does not need, and that are not an error.
 fn ignorable(scheme: Scheme, name: &str) -> bool {
     match scheme {
@@ -108,7 +146,7 @@ fn ignorable(scheme: Scheme, name: &str) -> bool {
 /// llama.cpp's converter reorders the rows of Llama's q and k projections so that RoPE rotates
 /// adjacent pairs; Hugging Face rotates halves. Returns, for each Hugging Face row, the GGUF
 /// row that holds it. (Qwen2 GGUFs keep Hugging Face's order.)
-fn gguf_llama_qk_order(rows: usize, heads: usize) -> Vec<usize> {
+pub(crate) fn gguf_llama_qk_order(rows: usize, heads: usize) -> Vec<usize> {
     let hd = rows / heads;
     let half = hd / 2;
     let mut order = Vec::with_capacity(rows);

@@ -271,6 +271,22 @@ impl Drop for Proc {
     }
 }
 
+/// Starts the test router (`bin` is the test's `env!("CARGO_BIN_EXE_test-router")`) on
+/// `127.0.0.1:port` and waits for its `ready` line.
+pub fn test_router(bin: &str, port: u16) -> Child {
+    let mut child = Command::new(bin)
+        .arg(format!("tcp/127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting the test router {bin}: {e}"));
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    assert_eq!(line.trim(), "ready", "the test router did not start");
+    child
+}
+
 /// Runs the binary to completion, returning (exit code, stdout, stderr).
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(binary());

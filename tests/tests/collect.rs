@@ -7,29 +7,20 @@
 #![allow(clippy::print_stderr, clippy::unwrap_used)]
 
 use embodied_r_reasoner::episode::read_log;
-use embodied_r_tests::{Proc, ask_when_ready, free_port, question, runtime_config, zenoh_session};
+use embodied_r_tests::{
+    Proc, ask_when_ready, free_port, question, runtime_config, test_router, zenoh_session,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const ROBOTS: [&str; 3] = ["r1", "r2", "r3"];
 const READY: Duration = Duration::from_secs(180);
 
 fn router(port: u16) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_test-router"))
-        .arg(format!("tcp/127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the test router starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("a line from the router");
-    assert_eq!(line.trim(), "ready");
-    child
+    test_router(env!("CARGO_BIN_EXE_test-router"), port)
 }
 
 fn runtime(dir: &Path, robot: &str, router_port: u16) -> (Proc, PathBuf) {

@@ -8,10 +8,9 @@
 
 use embodied_r_agent::AskRequest;
 use embodied_r_agent::client::ask;
-use embodied_r_tests::{Proc, free_port, question, runtime_config, zenoh_session};
+use embodied_r_tests::{Proc, free_port, question, runtime_config, test_router, zenoh_session};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const READY: Duration = Duration::from_secs(180);
@@ -19,17 +18,7 @@ const ASK: &str = "robots/routed/embodied-r/ask";
 const ALIVE: &str = "robots/routed/embodied-r/alive";
 
 fn router(port: u16) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_test-router"))
-        .arg(format!("tcp/127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the test router starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("a line from the router");
-    assert_eq!(line.trim(), "ready");
-    child
+    test_router(env!("CARGO_BIN_EXE_test-router"), port)
 }
 
 fn config(dir: &std::path::Path, router_port: u16) -> std::path::PathBuf {

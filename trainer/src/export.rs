@@ -83,7 +83,13 @@ pub fn adapter_config(lora: &crate::lora::LoraConfig, base: &Path) -> serde_json
         "bias": "none",
         "use_rslora": false,
         "use_dora": false,
-        "target_modules": lora.targets,
+        // PEFT reads a list as module names: spell `all-linear` out as the projections it
+        // means here (the string form would also take in modules we never adapt).
+        "target_modules": if lora.targets.iter().any(|t| t == "all-linear") {
+            crate::lora::PROJECTIONS.map(String::from).to_vec()
+        } else {
+            lora.targets.clone()
+        },
     })
 }
 

@@ -268,6 +268,13 @@ targets = ["all-linear"]
         Trainer::<Cpu>::with_scorer(cfg, data, dev, base.clone(), Box::new(MultiplesOfFour))
             .unwrap();
     t.run(|_| {}).unwrap();
+    // Writing the PEFT fixture: the checkpoint's adapter folder, as the trainer left it.
+    if let Some(dir) = std::env::var_os("EMBODIED_R_PEFT_DIR").map(PathBuf::from) {
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["adapter_config.json", "adapter_model.safetensors"] {
+            std::fs::copy(out.path().join("checkpoint-4").join(f), dir.join(f)).unwrap();
+        }
+    }
     let keep = std::env::var_os("EMBODIED_R_EXPORT_DIR").map(PathBuf::from);
     let hf = keep.clone().unwrap_or_else(|| out.path().join("hf"));
     let report = embodied_r_trainer::export::export_hf::<Cpu>(

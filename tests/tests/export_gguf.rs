@@ -3,7 +3,8 @@
 //! merged file must give the same greedy text as the base with the adapter applied at load
 //! (the merge, the Hugging Face ↔ llama.cpp row order of q and k, and the writer are all
 //! exercised); written in q8_0 it must load on the fast path and answer. Bad requests are
-//! named errors.
+//! named errors. And llama.cpp runs the q8_0 file as we do: `tools/fixtures_gguf_export.py`
+//! recorded llama.cpp's greedy tokens on it (tests/fixtures/gguf_export.json).
 
 #![allow(clippy::unwrap_used)]
 
@@ -116,4 +117,88 @@ fn an_adapter_merged_into_a_gguf_answers_as_the_adapter_does() {
     assert_ne!(code, 0);
     assert!(err.contains("q5_k") && err.contains("q8_0"), "{err}");
     assert!(!out.exists(), "nothing written on a refused export");
+}
+
+/// The llama.cpp fixture's export, written again (it must be the same file), and our fast path
+/// on llama.cpp's prompt ids: the same greedy tokens up to the first step where llama.cpp's own
+/// top two logits were within `NEAR_TIE` (there, 8-bit rounding on either side may pick either).
+#[test]
+fn llama_cpp_answers_the_exported_file_as_we_do() {
+    use embodied_r_reasoner::backend::Cpu;
+    use embodied_r_reasoner::{GenerationConfig, LanguageModel, LoadOptions};
+    use sha2::Digest;
+    const NEAR_TIE: f64 = 1.0;
+
+    let fix: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("tests/fixtures/gguf_export.json")).unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("merged-q8_0.gguf");
+    let (b, a) = (
+        model(),
+        workspace().join(fix["export"]["adapter"].as_str().unwrap()),
+    );
+    let (code, _, err) = run(
+        &[
+            "train",
+            "export",
+            "--adapter",
+            a.to_str().unwrap(),
+            "--base",
+            b.to_str().unwrap(),
+            "--gguf",
+            out.to_str().unwrap(),
+            "--quant",
+            "q8_0",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let sha = hex::encode(sha2::Sha256::digest(std::fs::read(&out).unwrap()));
+    assert_eq!(
+        sha,
+        fix["export"]["sha256"].as_str().unwrap(),
+        "the export changed since the fixture was written: rerun tools/fixtures_gguf_export.py"
+    );
+    let lm = LanguageModel::<Cpu>::load(&out, &LoadOptions::fast_cpu()).unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    let (mut compared, mut agreed, mut total) = (0, 0, 0);
+    for p in fix["prompts"].as_array().unwrap() {
+        let prompt = ids(&p["ids"]);
+        let want = ids(&p["greedy"]);
+        let margins: Vec<f64> = p["margins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_f64().unwrap())
+            .collect();
+        let firm = margins.iter().take_while(|m| **m >= NEAR_TIE).count();
+        let mut cfg = GenerationConfig::greedy(want.len());
+        cfg.stop_on_eos = false;
+        let got = lm
+            .generate_ids(&prompt, &cfg, |_| std::ops::ControlFlow::Continue(()))
+            .unwrap()
+            .tokens;
+        assert_eq!(
+            got[..firm],
+            want[..firm],
+            "{:?}: ours vs llama.cpp over the {firm} steps before its first near tie",
+            p["greedy_text"]
+        );
+        compared += firm;
+        agreed += got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        total += want.len();
+    }
+    eprintln!(
+        "compared {compared} greedy tokens with llama.cpp (before its near ties); the same \
+         prefix over all steps: {agreed} of {total}"
+    );
+    assert!(compared >= 8, "only {compared} tokens were far from a tie");
 }

@@ -442,3 +442,57 @@ dynamic_sampling = false
         assert_eq!(s["text"].as_str(), Some(text.as_str()));
     }
 }
+
+/// A checkpoint's adapter folder is a PEFT adapter: `tools/fixtures_peft.py` kept one (from the
+/// test above, `checkpoint-4/adapter_config.json` + `adapter_model.safetensors`, committed in
+/// `tests/fixtures/peft_tiny/`), loaded it with `peft.PeftModel.from_pretrained` on the tiny
+/// Llama, and recorded the last-position logits and an 8-token greedy continuation. Our loader
+/// with the same folder as `--adapter` must compute the same.
+#[test]
+fn checkpoint_adapter_folder_loads_in_peft_as_in_ours() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/peft_tiny");
+    let fix: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("peft.json")).unwrap()).unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    let lm = embodied_r_reasoner::LanguageModel::<Cpu>::load(
+        tiny(),
+        &embodied_r_reasoner::LoadOptions {
+            adapter: Some(dir.clone()),
+            ..embodied_r_reasoner::LoadOptions::default()
+        },
+    )
+    .unwrap();
+    let prompt = ids(&fix["prompt"]);
+    let ours = lm.last_logits(&prompt).unwrap();
+    let peft: Vec<f32> = fix["last_logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    let range = peft.iter().copied().fold(f32::MIN, f32::max)
+        - peft.iter().copied().fold(f32::MAX, f32::min);
+    let err = ours
+        .iter()
+        .zip(&peft)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        err <= 1e-5 * range.max(1.0),
+        "max |Δ| {err} of range {range}"
+    );
+    // The adapter moves the logits: this is not the base model agreeing with itself.
+    assert!(fix["base_peft_max_diff"].as_f64().unwrap() > 1e-3);
+    let mut cfg = embodied_r_reasoner::GenerationConfig::greedy(8);
+    cfg.stop_on_eos = false;
+    let got = lm
+        .generate_ids(&prompt, &cfg, |_| std::ops::ControlFlow::Continue(()))
+        .unwrap();
+    assert_eq!(got.tokens, ids(&fix["greedy"]));
+}

@@ -163,6 +163,28 @@ pub fn export_adapter(checkpoint: &Path, out: &Path, f32: bool) -> Result<Adapte
     })
 }
 
+/// `model` (the base, dense) with a checkpoint's weights: its adapters attached as the run
+/// attached them when it trained with LoRA, then every parameter read from `dir/model.mpk`.
+fn checkpoint_weights<B: burn::tensor::backend::Backend>(
+    mut model: embodied_r_reasoner::Llama<B>,
+    dir: &Path,
+    state: &crate::train::TrainState,
+    device: &B::Device,
+) -> Result<embodied_r_reasoner::Llama<B>> {
+    use burn::module::Module;
+    use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+    if state.lora.enabled {
+        model = crate::lora::attach(model, &state.lora, state.seed, device)?.0;
+    }
+    let rec = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    model
+        .load_file(dir.join("model"), &rec, device)
+        .map_err(|e| TrainError::Checkpoint {
+            path: dir.to_path_buf(),
+            what: format!("model.mpk: {e}"),
+        })
+}
+
 /// What [`export_hf`] wrote.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ExportReport {
@@ -189,24 +211,10 @@ pub fn export_hf<B: burn::tensor::backend::Backend>(
     base: Option<&Path>,
     device: &B::Device,
 ) -> Result<ExportReport> {
-    use burn::module::Module;
-    use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
-
-    let ck = |what: String| TrainError::Checkpoint {
-        path: checkpoint.to_path_buf(),
-        what,
-    };
     let state = crate::train::TrainState::read(checkpoint)?;
     let base = base.unwrap_or(&state.model);
     let lm = crate::train::load_dense::<B>(base, device)?;
-    let mut model = lm.model().clone();
-    if state.lora.enabled {
-        model = crate::lora::attach(model, &state.lora, state.seed, device)?.0;
-    }
-    let rec = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    let model = model
-        .load_file(checkpoint.join("model"), &rec, device)
-        .map_err(|e| ck(format!("model.mpk: {e}")))?;
+    let model = checkpoint_weights(lm.model().clone(), checkpoint, &state, device)?;
     let mut merged = model.merge_lora()?;
     let tensors = merged.hf_state_dict()?;
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
@@ -262,9 +270,6 @@ pub fn export_gguf<B: burn::tensor::backend::Backend>(
     quant: Option<embodied_r_reasoner::quant::GgmlType>,
     device: &B::Device,
 ) -> Result<embodied_r_reasoner::gguf_export::GgufExport> {
-    use burn::module::Module;
-    use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
-
     let base: std::path::PathBuf = match (trained, base) {
         (_, Some(b)) => b.to_path_buf(),
         (Trained::Checkpoint(dir), None) => crate::train::TrainState::read(dir)?.model,
@@ -288,16 +293,7 @@ pub fn export_gguf<B: burn::tensor::backend::Backend>(
     match trained {
         Trained::Checkpoint(dir) => {
             let state = crate::train::TrainState::read(dir)?;
-            if state.lora.enabled {
-                model = crate::lora::attach(model, &state.lora, state.seed, device)?.0;
-            }
-            let rec = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-            model = model
-                .load_file(dir.join("model"), &rec, device)
-                .map_err(|e| TrainError::Checkpoint {
-                    path: dir.clone(),
-                    what: format!("model.mpk: {e}"),
-                })?;
+            model = checkpoint_weights(model, dir, &state, device)?;
         }
         Trained::Adapter(dir) => {
             embodied_r_reasoner::adapter::attach_adapter(&mut model, dir, device).map_err(|e| {
